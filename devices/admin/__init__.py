@@ -1,0 +1,3 @@
+"""Devices admin, one module per entity; each module registers its ModelAdmins on import."""
+
+from devices.admin import device  # noqa: F401

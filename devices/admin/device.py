@@ -1,0 +1,28 @@
+from django.contrib import admin
+
+from devices.models import Device, DeviceEvent
+from portal.roles import RoleAwareAdminMixin
+
+
+class DeviceEventInline(admin.TabularInline):
+    model = DeviceEvent
+    extra = 0
+    can_delete = False
+    fields = ("created_at", "kind", "from_status", "to_status", "message", "actor", "request_id")
+    readonly_fields = fields
+    ordering = ("-created_at",)
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Device)
+class DeviceAdmin(RoleAwareAdminMixin, admin.ModelAdmin):
+    list_display = ("serial", "product_type", "erp_no", "status", "imei", "sim", "database_name", "created_at")
+    list_filter = ("status", "product_type")
+    search_fields = ("=serial", "=imei", "=sim", "=erp_no")
+    show_full_result_count = False
+    list_per_page = 100
+    readonly_fields = ("serial", "product_id", "product_type", "erp_no", "status", "database_name",
+                       "ready_for_data_at", "mygeotab_device_id", "terminated_at", "created_at", "updated_at")
+    inlines = [DeviceEventInline]

@@ -1,0 +1,7 @@
+"""Devices API; ROUTES is collected by portal.api.router."""
+
+from devices.api.device import DeviceViewSet
+
+ROUTES = [
+    ("devices", DeviceViewSet, "device"),
+]

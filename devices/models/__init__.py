@@ -1,0 +1,3 @@
+"""Devices app models, one module per entity; re-exported here for `devices.models.X`."""
+
+from devices.models.device import Device, DeviceEvent  # noqa: F401

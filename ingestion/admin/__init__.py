@@ -1,0 +1,1 @@
+"""Ingestion admin, one module per area; each registers its ModelAdmins on import."""

@@ -1,0 +1,3 @@
+"""Ingestion API; ROUTES is collected by portal.api.router."""
+
+ROUTES = []

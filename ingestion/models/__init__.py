@@ -1,0 +1,1 @@
+"""Ingestion app models, one module per area; re-exported here for `ingestion.models.X`."""

@@ -1,0 +1,1 @@
+"""Ingestion services, one module per area."""

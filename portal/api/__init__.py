@@ -1,0 +1,10 @@
+"""Portal-wide API endpoints (collected by portal.api.router)."""
+
+
+def __getattr__(name):
+    # ROUTES is resolved lazily so importing portal.api.pagination never loads models early.
+    if name == "ROUTES":
+        from portal.api.views import VendorCallViewSet
+
+        return [("vendor-calls", VendorCallViewSet, "vendorcall")]
+    raise AttributeError(name)

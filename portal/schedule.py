@@ -1,0 +1,14 @@
+"""The beat schedule, defined in code (reviewable in git) and written to django-celery-beat by
+`manage.py setup_periodic_tasks`; staff can still switch entries on/off in the admin.
+
+Each app may add its own entries in `<app>/schedule.py` as ``PERIODIC_TASKS``; an entry is
+``{"name": str, "task": str, "every": seconds}`` or ``{..., "crontab": {"minute": "0", "hour": "6"}}``,
+with optional ``kwargs`` (dict) and ``enabled`` (bool, default True).
+"""
+
+from django.conf import settings
+
+PERIODIC_TASKS = [
+    {"name": "Heartbeat (worker and beat liveness)", "task": "portal.heartbeat",
+     "every": settings.HEARTBEAT_PERIOD_SECONDS},
+]
