@@ -63,6 +63,7 @@ if SANDBOX:
     INSTALLED_APPS += [
         "sandbox",
         "sandbox.myadmin",
+        "sandbox.shipping",
         "sandbox.mygeotab",
         "sandbox.dig",
         "sandbox.navixy",
