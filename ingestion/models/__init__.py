@@ -1,1 +1,2 @@
 """Ingestion app models, one module per area; re-exported here for `ingestion.models.X`."""
+from ingestion.models.terminations import TerminationImportRow, TerminationImportRun, TerminationSource  # noqa: F401
