@@ -1,4 +1,5 @@
 """Devices app models, one module per entity; re-exported here for `devices.models.X`."""
 
 from devices.models.device import Device, DeviceEvent  # noqa: F401
+from devices.models.database import CustomerDatabase, CustomerDatabaseAccount  # noqa: F401
 from devices.models.termination import Termination  # noqa: F401
