@@ -22,16 +22,50 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results.json"
 
 
-def setup_django(*, sandbox: bool = True) -> None:
-    """Configure Django for a benchmark run (PostgreSQL when DATABASE_URL says so)."""
+BENCH_DB_NAME = "portal_bench"
+
+
+def _bench_database_url() -> str:
+    """Benchmarks get a database of their own, next to the configured one: PostgreSQL when
+    DATABASE_URL points at PostgreSQL (created if missing), else a SQLite file under var/."""
+    url = os.environ.get("DATABASE_URL", "")
+    if not url.startswith(("postgres://", "postgresql://")):
+        return f"sqlite:///{ROOT / 'var' / 'bench.sqlite3'}"
+    import environ
+    import psycopg
+
+    cfg = environ.Env.db_url_config(url)
+    conninfo = dict(host=cfg.get("HOST") or None, port=cfg.get("PORT") or None,
+                    user=cfg.get("USER") or None, password=cfg.get("PASSWORD") or None)
+    with psycopg.connect(dbname="postgres", autocommit=True, **conninfo) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [BENCH_DB_NAME]).fetchone()
+        if not exists:
+            conn.execute(f'CREATE DATABASE "{BENCH_DB_NAME}"')
+    base = url.rsplit("/", 1)[0]
+    return f"{base}/{BENCH_DB_NAME}"
+
+
+def setup_django(*, sandbox: bool = True, migrate: bool = True) -> None:
+    """Configure Django on the benchmark database and bring its schema up to date."""
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
     if sandbox:
         os.environ.setdefault("SANDBOX", "1")
+    os.environ["DATABASE_URL"] = _bench_database_url()
     import django
 
     django.setup()
+    if migrate:
+        from django.core.management import call_command
+
+        call_command("migrate", verbosity=0, interactive=False)
+
+
+def is_postgres() -> bool:
+    from django.db import connection
+
+    return connection.vendor == "postgresql"
 
 
 def parse_args(description: str, **extra: dict) -> argparse.Namespace:

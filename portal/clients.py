@@ -6,3 +6,30 @@ from django.conf import settings
 
 def vendor_timeouts() -> dict:
     return {"connect_timeout": settings.VENDOR_CONNECT_TIMEOUT, "read_timeout": settings.VENDOR_READ_TIMEOUT}
+
+
+def myadmin_client():
+    """The MyAdmin JSON-RPC client: one session shared by every worker (DatabaseTokenStore),
+    the client-side rate limiter on the shared cache."""
+    from integrations.myadmin import MyAdminClient
+    from portal.vendor import CacheRateLimiter, DatabaseTokenStore
+
+    return MyAdminClient(
+        settings.MYADMIN_API_URL,
+        settings.MYADMIN_USERNAME,
+        settings.MYADMIN_PASSWORD,
+        token_store=DatabaseTokenStore(),
+        rate_limiter=CacheRateLimiter(),
+        **vendor_timeouts(),
+    )
+
+
+def shipping_client():
+    """The partner shipping API client, riding on the MyAdmin client's shared session."""
+    from integrations.shipping import ShippingClient
+
+    return ShippingClient(
+        settings.MYADMIN_SHIPPING_URL,
+        credential=myadmin_client().credential,
+        **vendor_timeouts(),
+    )
