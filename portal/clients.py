@@ -33,3 +33,20 @@ def shipping_client():
         credential=myadmin_client().credential,
         **vendor_timeouts(),
     )
+
+
+def navixy_client():
+    """Navixy user-API client: API key if configured, else a login session shared by all
+    workers through the database token store; one rate-limit budget through the cache."""
+    from integrations.navixy import NavixyClient
+    from portal.vendor import CacheRateLimiter, DatabaseTokenStore
+
+    return NavixyClient(
+        settings.NAVIXY_API_URL,
+        api_key=settings.NAVIXY_API_KEY,
+        login=settings.NAVIXY_LOGIN,
+        password=settings.NAVIXY_PASSWORD,
+        token_store=DatabaseTokenStore(),
+        rate_limiter=CacheRateLimiter(),
+        **vendor_timeouts(),
+    )
