@@ -50,3 +50,51 @@ def navixy_client():
         rate_limiter=CacheRateLimiter(),
         **vendor_timeouts(),
     )
+
+
+def dig_client():
+    """The DIG client: one token pair shared by every worker (row-locked store), and the auth
+    endpoints' 5-per-minute limit shared through the cache."""
+    from integrations.dig import DigClient
+    from portal.vendor import CacheRateLimiter, DatabaseTokenStore
+
+    return DigClient(
+        settings.DIG_API_URL, settings.DIG_USERNAME, settings.DIG_PASSWORD,
+        token_store=DatabaseTokenStore(), rate_limiter=CacheRateLimiter(), **vendor_timeouts(),
+    )
+
+
+_process_token_store = None
+
+
+def _mygeotab_token_store():
+    """Sessions shared by every worker (DatabaseTokenStore) on PostgreSQL. On SQLite a
+    process-wide memory store instead: the database store holds a write lock across the login
+    request, and SQLite has one writer for the whole file, so the in-process sandbox answering
+    that login could not write its session until the lock was released (a self-deadlock)."""
+    global _process_token_store
+    from django.db import connection
+
+    from portal.vendor import DatabaseTokenStore
+
+    if connection.vendor != "sqlite":
+        return DatabaseTokenStore()
+    if _process_token_store is None:
+        from integrations.base import MemoryTokenStore
+
+        _process_token_store = MemoryTokenStore()
+    return _process_token_store
+
+
+def mygeotab_client(database):
+    """A MyGeotab client for one `devices.CustomerDatabase` (its server, or MYGEOTAB_SERVER)."""
+    from integrations.mygeotab import MyGeotabClient
+
+    return MyGeotabClient(
+        database.effective_server,
+        database.database,
+        database.username,
+        database.password,
+        token_store=_mygeotab_token_store(),
+        **vendor_timeouts(),
+    )
