@@ -1,0 +1,473 @@
+"""Terminations: applying the daily sheet in bulk, terminating from the portal through MyAdmin,
+cancelling, reconciling, and what a termination stops (data intake, trackers, order items).
+
+Manual termination follows the billable-call discipline of DESIGN §3: the Termination row is
+committed *before* `TerminateDeviceBilling`; an answer that may have executed (timeout, 5xx) is
+never retried, it is reconciled from `GetDeviceContracts` / `LookupDevice`.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import date, datetime, time, timezone as dt_timezone
+from typing import Sequence
+
+from django.core.cache import cache
+from django.db import IntegrityError, transaction
+from django.db.models import F, OuterRef, Subquery
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+from django.utils.module_loading import import_string
+
+from devices.models import Device, DeviceEvent, Termination
+from devices.services.device import device_record_event, device_transition
+from portal.middleware import current_request_id
+
+logger = logging.getLogger(__name__)
+
+
+class TerminationError(ValueError):
+    """A termination request the portal refuses (the message says why, for staff)."""
+
+
+class TerminationConflict(TerminationError):
+    """The device is already terminated or a termination of it is in progress."""
+
+
+# --- effects ------------------------------------------------------------------------------------
+
+# What a termination stops, one service per owning app (each app changes only its own tables).
+TERMINATION_EFFECTS = (
+    "ingestion.services.records_hold_for_devices",
+    "devices.services.trackers_flag_for_devices",
+    "orders.services.order_items_flag_for_devices",
+)
+
+
+def termination_effects_apply(*, device_ids: Sequence[int], reason: str) -> list[str]:
+    """Hold queued device records, flag Navixy trackers and open order items of the terminated
+    devices. Returns the effects that ran. Each effect is idempotent and bulk (one call per batch)."""
+    device_ids = list(device_ids)
+    if not device_ids:
+        return []
+    ran = []
+    for path in TERMINATION_EFFECTS:
+        try:
+            effect = import_string(path)
+        except ImportError:
+            # The owning app has not shipped this effect (yet): say so loudly rather than fail
+            # the termination itself, which has already happened at MyAdmin.
+            logger.error("termination effect %s is not available; %d devices not processed by it",
+                         path, len(device_ids))
+            continue
+        effect(device_ids=device_ids, reason=reason)
+        ran.append(path)
+    return ran
+
+
+# --- bulk application (daily sheet) -------------------------------------------------------------
+
+OUTCOME_APPLIED = "applied"
+OUTCOME_ALREADY = "already_terminated"
+OUTCOME_UNKNOWN = "unknown_serial"
+OUTCOME_DUPLICATE = "duplicate"
+
+
+@dataclass(slots=True)
+class TerminationResult:
+    row_number: int
+    serial: str
+    outcome: str
+    message: str = ""
+    device_id: int | None = None
+
+
+def _as_datetime(day: date | None) -> datetime:
+    if day is None:
+        return timezone.now()
+    return datetime.combine(day, time.min, tzinfo=dt_timezone.utc)
+
+
+def termination_apply_bulk(
+    *, items: Sequence, source: str = Termination.Source.DAILY_SHEET, import_run_id: int | None = None,
+    actor=None, dry_run: bool = False, label: str = "daily termination sheet",
+) -> list[TerminationResult]:
+    """Apply one batch of termination rows in a constant number of queries.
+
+    ``items`` have ``number, serial, terminated_on, reason, reason_id, account, imei, comments``
+    (a valid, normalised serial each). Outcome per row: applied, already terminated, unknown serial
+    (kept as an unmatched Termination) or duplicate (the same serial earlier in this import).
+    Call inside a transaction; the devices of the batch are locked for its duration so a manual
+    termination racing the import cannot terminate a device twice.
+    """
+    if not items:
+        return []
+    serials = list({item.serial for item in items})
+    devices = {
+        serial: (pk, status)
+        for pk, serial, status in Device.objects.select_for_update()
+        .filter(serial__in=serials).order_by("pk").values_list("pk", "serial", "status")
+    }
+    live = {
+        serial: (pk, status, run_id, device_id)
+        for pk, serial, status, run_id, device_id in Termination.objects.filter(
+            serial__in=serials, status__in=Termination.LIVE_STATUSES
+        ).values_list("pk", "serial", "status", "import_run_id", "device_id")
+    }
+
+    results: list[TerminationResult] = []
+    seen: dict[str, int] = {}
+    new_terminations: list[Termination] = []
+    confirm_ids: list[int] = []  # live manual terminations (pending/unknown) the sheet confirms
+    to_terminate: dict[int, tuple[str, object, str]] = {}  # device pk → (from status, item, message)
+    now = timezone.now()
+
+    for item in items:
+        serial = item.serial
+        device_pk, device_status = devices.get(serial, (None, None))
+        if serial in seen:
+            results.append(TerminationResult(item.number, serial, OUTCOME_DUPLICATE,
+                                             f"same serial as row {seen[serial]}", device_pk))
+            continue
+        seen[serial] = item.number
+        existing = live.get(serial)
+        if existing is not None:
+            t_pk, t_status, t_run, _ = existing
+            if import_run_id is not None and t_run == import_run_id:
+                results.append(TerminationResult(item.number, serial, OUTCOME_DUPLICATE,
+                                                 "serial already listed earlier in this sheet", device_pk))
+                continue
+            if t_status == Termination.Status.UNMATCHED and device_pk is None:
+                results.append(TerminationResult(item.number, serial, OUTCOME_UNKNOWN,
+                                                 "still unknown to the portal (kept from an earlier import)"))
+                continue
+            if t_status == Termination.Status.UNMATCHED:
+                # A serial unknown at an earlier import whose device now exists: attach and apply.
+                confirm_ids.append(t_pk)
+                if device_status != Device.Status.TERMINATED:
+                    to_terminate[device_pk] = (device_status, item, f"termination #{t_pk} applied by the {label}")
+                    results.append(TerminationResult(item.number, serial, OUTCOME_APPLIED,
+                                                     f"applies termination #{t_pk} (serial now known)", device_pk))
+                else:
+                    results.append(TerminationResult(item.number, serial, OUTCOME_ALREADY,
+                                                     "device already terminated", device_pk))
+                continue
+            if t_status in (Termination.Status.PENDING, Termination.Status.UNKNOWN_OUTCOME):
+                # MyAdmin lists the device as terminated: the manual call in doubt did execute.
+                confirm_ids.append(t_pk)
+                if device_pk is not None and device_status != Device.Status.TERMINATED:
+                    to_terminate[device_pk] = (device_status, item, f"termination #{t_pk} confirmed by the {label}")
+                results.append(TerminationResult(item.number, serial, OUTCOME_APPLIED,
+                                                 f"confirms termination #{t_pk} in progress", device_pk))
+                continue
+            results.append(TerminationResult(item.number, serial, OUTCOME_ALREADY,
+                                             f"terminated already (termination #{t_pk})", device_pk))
+            continue
+        if device_pk is None:
+            results.append(TerminationResult(item.number, serial, OUTCOME_UNKNOWN,
+                                             "no device with this serial in the portal; kept for matching"))
+            new_terminations.append(_termination_from_item(item, source, import_run_id, actor, None,
+                                                           Termination.Status.UNMATCHED, ""))
+            continue
+        if device_status == Device.Status.TERMINATED:
+            results.append(TerminationResult(item.number, serial, OUTCOME_ALREADY,
+                                             "device already terminated", device_pk))
+            continue
+        new_terminations.append(_termination_from_item(item, source, import_run_id, actor, device_pk,
+                                                       Termination.Status.APPLIED, device_status, now))
+        to_terminate[device_pk] = (device_status, item, f"terminated by the {label}")
+        results.append(TerminationResult(item.number, serial, OUTCOME_APPLIED, "", device_pk))
+
+    if dry_run:
+        return results
+
+    if new_terminations:
+        Termination.objects.bulk_create(new_terminations, batch_size=2000)
+    if confirm_ids:
+        Termination.objects.filter(pk__in=confirm_ids).update(
+            status=Termination.Status.APPLIED, applied_at=now, updated_at=now, error="",
+            device_id=Coalesce(F("device_id"), Subquery(Device.objects.filter(serial=OuterRef("serial")).values("pk")[:1])),
+        )
+    if to_terminate:
+        _devices_mark_terminated(to_terminate, source=source, import_run_id=import_run_id, actor=actor, now=now)
+        termination_effects_apply(device_ids=list(to_terminate), reason=f"Device terminated ({label})")
+    return results
+
+
+def _termination_from_item(item, source, import_run_id, actor, device_pk, status, previous_status, now=None):
+    return Termination(
+        device_id=device_pk, serial=item.serial, source=source, status=status,
+        terminated_on=item.terminated_on, reason_id=item.reason_id, reason_name=item.reason[:200],
+        account=item.account[:64], imei=item.imei[:32], comments=item.comments[:500],
+        previous_status=previous_status or "", actor=actor if getattr(actor, "pk", None) else None,
+        import_run_id=import_run_id, applied_at=now if status == Termination.Status.APPLIED else None,
+    )
+
+
+def _devices_mark_terminated(to_terminate: dict, *, source, import_run_id, actor, now) -> None:
+    """Bulk form of device_transition(to TERMINATED): every status may go to TERMINATED
+    (Device.TRANSITIONS), so one UPDATE per termination date plus one history INSERT."""
+    by_day: dict[date | None, list[int]] = {}
+    for device_pk, (_, item, _) in to_terminate.items():
+        by_day.setdefault(item.terminated_on, []).append(device_pk)
+    for day, pks in by_day.items():
+        Device.objects.filter(pk__in=pks).exclude(status=Device.Status.TERMINATED).update(
+            status=Device.Status.TERMINATED, terminated_at=_as_datetime(day), updated_at=now
+        )
+    request_id = current_request_id()[:64]
+    actor = actor if getattr(actor, "pk", None) else None
+    DeviceEvent.objects.bulk_create(
+        [
+            DeviceEvent(
+                device_id=device_pk, kind="status", from_status=from_status, to_status=Device.Status.TERMINATED,
+                message=_event_message(message, item)[:500], actor=actor, request_id=request_id,
+                data={"termination_source": str(source), "import_run_id": import_run_id, "row": item.number,
+                      "terminated_on": item.terminated_on.isoformat() if item.terminated_on else None},
+            )
+            for device_pk, (from_status, item, message) in to_terminate.items()
+        ],
+        batch_size=2000,
+    )
+
+
+def _event_message(message: str, item) -> str:
+    parts = [message[:1].upper() + message[1:]]
+    if item.terminated_on:
+        parts.append(f"on {item.terminated_on.isoformat()}")
+    if item.reason:
+        parts.append(f"reason: {item.reason}")
+    return " ".join(parts[:2]) + (f" ({parts[2]})" if len(parts) > 2 else "")
+
+
+def termination_match_unmatched(*, batch_size: int = 2000, actor=None) -> int:
+    """Apply kept "unknown serial" terminations whose device now exists. Returns how many."""
+    applied = 0
+    while True:
+        with transaction.atomic():
+            batch = list(
+                Termination.objects.select_for_update()
+                .filter(status=Termination.Status.UNMATCHED, serial__in=Device.objects.values("serial"))
+                .order_by("pk")[:batch_size]
+            )
+            if not batch:
+                return applied
+            items = [_ItemFromTermination(t) for t in batch]
+            termination_apply_bulk(items=items, source=Termination.Source.DAILY_SHEET, actor=actor,
+                                   label="daily termination sheet (serial matched later)")
+            applied += len(batch)
+
+
+class _ItemFromTermination:
+    """A kept termination seen as a sheet row, so matching reuses termination_apply_bulk."""
+
+    __slots__ = ("number", "serial", "terminated_on", "reason", "reason_id", "account", "imei", "comments")
+
+    def __init__(self, t: Termination):
+        self.number, self.serial, self.terminated_on = 0, t.serial, t.terminated_on
+        self.reason, self.reason_id, self.account = t.reason_name, t.reason_id, t.account
+        self.imei, self.comments = t.imei, t.comments
+
+
+# --- manual termination through MyAdmin ---------------------------------------------------------
+
+REASONS_CACHE_KEY = "myadmin:termination-reasons"
+REASONS_CACHE_SECONDS = 3600
+
+
+def termination_reasons() -> list[tuple[int, str]]:
+    """(id, name) pairs from MyAdmin `GetTerminationReasons`, cached for an hour (they change
+    rarely and the admin form asks for them on every page view)."""
+    cached = cache.get(REASONS_CACHE_KEY)
+    if cached is not None:
+        return cached
+    from portal.clients import myadmin_client
+
+    reasons = [(int(r.id), str(r.name)) for r in myadmin_client().get_termination_reasons()]
+    cache.set(REASONS_CACHE_KEY, reasons, REASONS_CACHE_SECONDS)
+    return reasons
+
+
+def device_terminate(*, device: Device, reason_id: int, comments: str = "", actor=None) -> Termination:
+    """Terminate a device's billing at MyAdmin (`TerminateDeviceBilling`) and in the portal.
+
+    Returns the Termination: applied, failed (MyAdmin refused or did not execute; nothing
+    changed) or unknown_outcome (the call may have executed; reconciliation decides)."""
+    from integrations.base import NotExecutedError, OutcomeUnknownError, VendorError, vendor_call_context
+    from portal.clients import myadmin_client
+
+    reasons = dict(termination_reasons())
+    if reason_id not in reasons:
+        raise TerminationError(f"Unknown termination reason {reason_id}: choose one of MyAdmin's reasons.")
+    comments = (comments or "").strip()[:500]
+
+    # 1. The intent, committed before the call (DESIGN §3): a crash after this point leaves a
+    # pending row the reconciler finds, never an untracked termination.
+    with transaction.atomic():
+        locked = Device.objects.select_for_update().get(pk=device.pk)
+        if locked.status == Device.Status.TERMINATED:
+            raise TerminationConflict(f"Device {locked.serial} is already terminated.")
+        try:
+            with transaction.atomic():
+                termination = Termination.objects.create(
+                    device=locked, serial=locked.serial, source=Termination.Source.MANUAL,
+                    status=Termination.Status.PENDING, terminated_on=timezone.localdate(),
+                    reason_id=reason_id, reason_name=reasons[reason_id][:200], account=locked.erp_no,
+                    imei=locked.imei or "", comments=comments, previous_status=locked.status,
+                    actor=actor if getattr(actor, "pk", None) else None,
+                )
+        except IntegrityError:
+            raise TerminationConflict(
+                f"A termination of {locked.serial} is already in progress or applied."
+            ) from None
+        device_record_event(device=locked, kind="termination_requested", actor=actor,
+                            message=f"Termination requested ({reasons[reason_id]})",
+                            data={"termination_id": termination.pk})
+
+    # 2. The call: one attempt, never retried here.
+    client = myadmin_client()
+    try:
+        with vendor_call_context(target=f"devices.Termination:{termination.pk}"):
+            client.terminate_device_billing(locked.serial, reason_id, comments=comments)
+    except OutcomeUnknownError as exc:
+        _termination_set(termination, status=Termination.Status.UNKNOWN_OUTCOME,
+                         error=f"Outcome unknown: {exc}"[:500])
+        return termination_reconcile(termination=termination)
+    except NotExecutedError as exc:
+        _termination_set(termination, status=Termination.Status.FAILED,
+                         error=f"MyAdmin did not execute the termination ({exc}); nothing changed, try again."[:500])
+        return termination
+    except VendorError as exc:
+        _termination_set(termination, status=Termination.Status.FAILED, error=f"MyAdmin refused: {exc}"[:500])
+        return termination
+
+    # 3. Executed: close the intent and terminate the device in the same transaction.
+    return _termination_close_applied(termination, actor=actor, message="Terminated in MyAdmin by portal staff")
+
+
+def _termination_set(termination: Termination, **fields) -> None:
+    for key, value in fields.items():
+        setattr(termination, key, value)
+    termination.save(update_fields=[*fields, "updated_at"])
+
+
+def _termination_close_applied(termination: Termination, *, actor=None, message: str) -> Termination:
+    with transaction.atomic():
+        termination = Termination.objects.select_for_update().get(pk=termination.pk)
+        if termination.status == Termination.Status.APPLIED:
+            return termination
+        termination.status = Termination.Status.APPLIED
+        termination.applied_at = timezone.now()
+        termination.error = ""
+        termination.save(update_fields=["status", "applied_at", "error", "updated_at"])
+        device = termination.device
+        if device is not None and device.status != Device.Status.TERMINATED:
+            reason = f" ({termination.reason_name})" if termination.reason_name else ""
+            device_transition(device=device, to_status=Device.Status.TERMINATED, actor=actor,
+                              message=f"{message}{reason}, termination #{termination.pk}")
+            termination_effects_apply(device_ids=[device.pk], reason=f"Device terminated ({termination.get_source_display()})")
+    return termination
+
+
+def _contract_is_terminated(contract) -> bool | None:
+    """True/False from a MyAdmin ApiDeviceContract (typed result or dict); None when it says
+    nothing either way."""
+    def get(obj, *names):
+        for name in names:
+            if isinstance(obj, dict) and name in obj:
+                return obj[name]
+            if hasattr(obj, name):
+                return getattr(obj, name)
+        return None
+
+    flag = get(contract, "is_terminated", "isTerminated", "IsTerminated")
+    if flag is not None:
+        return bool(flag)
+    if get(contract, "terminated_date", "terminatedDate", "TerminatedDate"):
+        return True
+    return None
+
+
+def termination_reconcile(*, termination: Termination) -> Termination:
+    """Decide a pending / unknown-outcome manual termination from what MyAdmin reports
+    (`GetDeviceContracts` for the serial). Terminated there → applied; listed and not terminated
+    → failed (the call did not execute: staff may terminate again); no answer → stays unknown."""
+    from integrations.base import VendorError, vendor_call_context
+    from portal.clients import myadmin_client
+
+    termination.refresh_from_db()
+    if termination.status not in (Termination.Status.PENDING, Termination.Status.UNKNOWN_OUTCOME):
+        return termination
+    device = termination.device
+    client = myadmin_client()
+    try:
+        with vendor_call_context(target=f"devices.Termination:{termination.pk}"):
+            contracts = client.get_device_contracts(for_account=device.erp_no, serial_nos=[termination.serial])
+    except VendorError as exc:
+        _termination_set(termination, status=Termination.Status.UNKNOWN_OUTCOME,
+                         error=f"Outcome unknown; MyAdmin could not be asked yet ({exc})"[:500])
+        return termination
+    verdicts = [_contract_is_terminated(c) for c in contracts or ()]
+    if any(v is True for v in verdicts):
+        return _termination_close_applied(termination, message="Termination confirmed by MyAdmin (reconciled)")
+    if any(v is False for v in verdicts):
+        _termination_set(termination, status=Termination.Status.FAILED,
+                         error="MyAdmin shows the device not terminated: the call did not take effect. "
+                               "Terminate again if still wanted.")
+        device_record_event(device=device, kind="termination_failed",
+                            message=f"Termination #{termination.pk} did not take effect at MyAdmin")
+        return termination
+    _termination_set(termination, status=Termination.Status.UNKNOWN_OUTCOME,
+                     error="Outcome unknown; MyAdmin does not list the device yet. Will check again.")
+    return termination
+
+
+def termination_reconcile_pending(*, older_than_seconds: int = 120, limit: int = 200) -> int:
+    """Reconcile manual terminations left pending (worker died mid-call) or of unknown outcome."""
+    cutoff = timezone.now() - timezone.timedelta(seconds=older_than_seconds)
+    ids = list(
+        Termination.objects.filter(
+            source=Termination.Source.MANUAL,
+            status__in=(Termination.Status.PENDING, Termination.Status.UNKNOWN_OUTCOME),
+            updated_at__lt=cutoff,
+        ).order_by("pk").values_list("pk", flat=True)[:limit]
+    )
+    for pk in ids:
+        termination_reconcile(termination=Termination(pk=pk))
+    return len(ids)
+
+
+def termination_cancel(*, termination: Termination, actor=None) -> Termination:
+    """Cancel a manual termination at MyAdmin (`CancelDeviceTerminationAsync`) while MyAdmin still
+    holds it as pending. The device goes back to the status it had before."""
+    from integrations.base import OutcomeUnknownError, VendorError, vendor_call_context
+    from portal.clients import myadmin_client
+
+    termination.refresh_from_db()
+    if termination.source != Termination.Source.MANUAL:
+        raise TerminationError("Only terminations made from the portal can be cancelled here.")
+    if termination.status not in (Termination.Status.APPLIED, Termination.Status.UNKNOWN_OUTCOME):
+        raise TerminationError(f"A {termination.get_status_display().lower()} termination cannot be cancelled.")
+    try:
+        with vendor_call_context(target=f"devices.Termination:{termination.pk}"):
+            myadmin_client().cancel_device_termination(termination.serial)
+    except OutcomeUnknownError as exc:
+        raise TerminationError(f"The cancellation may or may not have reached MyAdmin ({exc}); "
+                               "check the device in MyAdmin before trying again.") from None
+    except VendorError as exc:
+        raise TerminationError(f"MyAdmin does not allow cancelling this termination: {exc}") from None
+
+    with transaction.atomic():
+        termination = Termination.objects.select_for_update().get(pk=termination.pk)
+        termination.status = Termination.Status.CANCELLED
+        termination.save(update_fields=["status", "updated_at"])
+        device = Device.objects.select_for_update().get(pk=termination.device_id)
+        restore = termination.previous_status or Device.Status.ACTIVE
+        if device.status == Device.Status.TERMINATED:
+            # The one way out of TERMINATED: MyAdmin undid the termination, so the portal follows.
+            Device.objects.filter(pk=device.pk).update(status=restore, terminated_at=None, updated_at=timezone.now())
+            device_record_event(device=device, kind="status", from_status=Device.Status.TERMINATED,
+                                to_status=restore, actor=actor,
+                                message=f"Termination #{termination.pk} cancelled in MyAdmin")
+    return termination
+

@@ -1,0 +1,201 @@
+"""Termination-sheet imports in the admin: sources (with "Import now"), runs with their counts and
+per-row report (browsable and downloadable as CSV), and "Import a file" (the run's add page)."""
+
+import csv
+
+from django import forms
+from django.contrib import admin, messages
+from django.http import StreamingHttpResponse
+from django.shortcuts import get_object_or_404
+from django.urls import path, reverse
+from django.utils.html import format_html
+
+from ingestion.models import TerminationImportRow, TerminationImportRun, TerminationSource
+from ingestion.services.terminations import termination_import_report_rows, termination_sheet_import
+from ingestion.tasks.terminations import termination_sheet_import_now
+from portal.roles import BILL, VIEW, RoleAwareAdminMixin, has_capability, require_capability
+
+
+@admin.register(TerminationSource)
+class TerminationSourceAdmin(RoleAwareAdminMixin, admin.ModelAdmin):
+    list_display = ("name", "kind", "url", "folder_path", "enabled", "created_at")
+    list_filter = ("kind", "enabled")
+    actions = ["import_now", "dry_run_now"]
+
+    @admin.action(description="Import now (queued for a worker)")
+    @require_capability(BILL)
+    def import_now(self, request, queryset):
+        self._enqueue(request, queryset, dry_run=False)
+
+    @admin.action(description="Dry run now (report only, changes nothing)")
+    @require_capability(BILL)
+    def dry_run_now(self, request, queryset):
+        self._enqueue(request, queryset, dry_run=True)
+
+    def _enqueue(self, request, queryset, *, dry_run):
+        sources = list(queryset.exclude(kind=TerminationSource.Kind.UPLOAD))
+        for source in sources:
+            termination_sheet_import_now.delay_on_commit(source_id=source.pk, actor_id=request.user.pk,
+                                                         dry_run=dry_run)
+        if sources:
+            self.message_user(request, f"Import queued for {', '.join(s.name for s in sources)}; "
+                                       "see Termination import runs.")
+        else:
+            self.message_user(request, "Upload sources have nothing to fetch: use 'Import a file'.",
+                              level=messages.WARNING)
+
+
+class ImportFileForm(forms.ModelForm):
+    """'Import a file': upload a termination sheet (CSV or XLSX)."""
+
+    file = forms.FileField(help_text="The termination summary sheet, CSV or XLSX.")
+    dry_run = forms.BooleanField(required=False, help_text="Only report what would change.")
+
+    class Meta:
+        model = TerminationImportRun
+        fields = []
+
+
+class TerminationImportRowInline(admin.TabularInline):
+    """The first rows of the report that are not plain successes; the full report is linked."""
+
+    model = TerminationImportRow
+    fields = ("row_number", "serial", "terminated_on", "outcome", "message", "device_id")
+    readonly_fields = fields
+    extra = 0
+    max_num = 0
+    can_delete = False
+    verbose_name_plural = "Report: rows needing attention (first 50; see the full report)"
+
+    def get_queryset(self, request):
+        qs = super().get_queryset(request).exclude(outcome=TerminationImportRow.Outcome.APPLIED)
+        ids = list(qs.order_by("run_id", "row_number").values_list("pk", flat=True)[:50])
+        return super().get_queryset(request).filter(pk__in=ids)
+
+
+@admin.register(TerminationImportRun)
+class TerminationImportRunAdmin(RoleAwareAdminMixin, admin.ModelAdmin):
+    list_display = ("id", "started_at", "source", "filename", "sheet_date", "status", "dry_run", "total_rows",
+                    "applied_count", "already_count", "unknown_count", "duplicate_count", "invalid_count",
+                    "actor")
+    list_filter = ("status", "source", "dry_run", "sheet_date")
+    search_fields = ("=sha256", "filename")
+    list_select_related = ("source", "actor")
+    show_full_result_count = False
+    readonly_fields = ("source", "filename", "sheet_date", "sha256", "claims_sheet", "dry_run", "status",
+                       "total_rows", "applied_count", "already_count", "unknown_count", "duplicate_count",
+                       "invalid_count", "error", "duplicate_of", "actor", "started_at", "finished_at",
+                       "report_links")
+    inlines = [TerminationImportRowInline]
+
+    @admin.display(description="Report")
+    def report_links(self, obj):
+        rows = reverse("admin:ingestion_terminationimportrow_changelist") + f"?run__id__exact={obj.pk}"
+        download = reverse("admin:ingestion_terminationimportrun_report", args=[obj.pk])
+        return format_html('<a href="{}">Browse all rows</a> · <a href="{}">Download CSV</a>', rows, download)
+
+    def get_urls(self):
+        extra = [path("<int:pk>/report.csv", self.admin_site.admin_view(self.report_csv),
+                      name="ingestion_terminationimportrun_report")]
+        return extra + super().get_urls()
+
+    def report_csv(self, request, pk):
+        if not has_capability(request.user, VIEW):
+            from django.core.exceptions import PermissionDenied
+
+            raise PermissionDenied
+        run = get_object_or_404(TerminationImportRun, pk=pk)
+        return termination_report_response(run)
+
+    # "Add" is "Import a file": the run is created by the service, never by hand.
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        if obj is None:
+            kwargs["form"] = ImportFileForm
+            kwargs["fields"] = ["file", "dry_run"]
+        return super().get_form(request, obj, change=change, **kwargs)
+
+    def get_fieldsets(self, request, obj=None):
+        if obj is None:
+            return [("Import a file", {"fields": ["file", "dry_run"]})]
+        return super().get_fieldsets(request, obj)
+
+    def get_readonly_fields(self, request, obj=None):
+        return self.readonly_fields if obj is not None else ()
+
+    def get_inlines(self, request, obj):
+        return self.inlines if obj is not None else []
+
+    def has_add_permission(self, request):
+        return has_capability(request.user, BILL) and super().has_add_permission(request)
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def save_model(self, request, obj, form, change):
+        upload = form.cleaned_data["file"]
+        run = termination_sheet_import(file=upload, filename=upload.name, dry_run=form.cleaned_data["dry_run"],
+                                       actor=request.user)
+        obj.__dict__.update({k: v for k, v in run.__dict__.items() if not k.startswith("_")})
+        level = {TerminationImportRun.Status.FAILED: messages.ERROR,
+                 TerminationImportRun.Status.PARTIAL: messages.WARNING,
+                 TerminationImportRun.Status.DUPLICATE: messages.WARNING}.get(run.status, messages.SUCCESS)
+        self.message_user(
+            request,
+            f"Import #{run.pk}: {run.get_status_display()} — {run.applied_count} applied, "
+            f"{run.already_count} already terminated, {run.unknown_count} unknown serials, "
+            f"{run.invalid_count} invalid rows. {run.error}",
+            level=level,
+        )
+
+    def save_related(self, request, form, formsets, change):
+        # The report rows are written by the import itself.
+        return None
+
+    def response_add(self, request, obj, post_url_continue=None):
+        from django.http import HttpResponseRedirect
+
+        return HttpResponseRedirect(reverse("admin:ingestion_terminationimportrun_change", args=[obj.pk]))
+
+    def log_addition(self, request, obj, message):
+        return super().log_addition(request, obj, "Imported a termination sheet")
+
+
+@admin.register(TerminationImportRow)
+class TerminationImportRowAdmin(RoleAwareAdminMixin, admin.ModelAdmin):
+    list_display = ("run", "row_number", "serial", "terminated_on", "outcome", "message", "device_id")
+    list_filter = ("outcome",)
+    search_fields = ("=serial",)
+    show_full_result_count = False
+    list_per_page = 200
+
+    def lookup_allowed(self, lookup, value, request=None):
+        # The run page links here filtered by run.
+        return lookup in ("run__id__exact", "run") or super().lookup_allowed(lookup, value, request)
+
+    def get_readonly_fields(self, request, obj=None):
+        return [f.name for f in self.model._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+class _Echo:
+    def write(self, value):
+        return value
+
+
+def termination_report_response(run: TerminationImportRun) -> StreamingHttpResponse:
+    writer = csv.writer(_Echo())
+    response = StreamingHttpResponse((writer.writerow(row) for row in termination_import_report_rows(run)),
+                                     content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="termination-import-{run.pk}-report.csv"'
+    return response
