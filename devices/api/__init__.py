@@ -4,4 +4,5 @@ from devices.api.device import DeviceViewSet
 
 ROUTES = [
     ("devices", DeviceViewSet, "device"),
+    ("terminations", __import__("devices.api.terminations", fromlist=["_"]).TerminationViewSet, "termination"),
 ]

@@ -1,1 +1,2 @@
 """Ingestion admin, one module per area; each registers its ModelAdmins on import."""
+from ingestion.admin import terminations  # noqa: F401

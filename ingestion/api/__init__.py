@@ -1,3 +1,5 @@
 """Ingestion API; ROUTES is collected by portal.api.router."""
 
-ROUTES = []
+ROUTES = [
+    ("termination-imports", __import__("ingestion.api.terminations", fromlist=["_"]).TerminationImportRunViewSet, "terminationimport"),
+]
