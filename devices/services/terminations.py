@@ -388,6 +388,11 @@ def _contract_is_terminated(contract) -> bool | None:
     return None
 
 
+def _same_serial(contract, serial: str) -> bool:
+    found = getattr(contract, "serial_no", None)
+    return not found or str(found).upper() == serial.upper()
+
+
 def termination_reconcile(*, termination: Termination) -> Termination:
     """Decide a pending / unknown-outcome manual termination from what MyAdmin reports
     (`GetDeviceContracts` for the serial). Terminated there → applied; listed and not terminated
@@ -402,12 +407,13 @@ def termination_reconcile(*, termination: Termination) -> Termination:
     client = myadmin_client()
     try:
         with vendor_call_context(target=f"devices.Termination:{termination.pk}"):
-            contracts = client.get_device_contracts(for_account=device.erp_no, serial_nos=[termination.serial])
+            # The client pages lazily: consume inside the try so a vendor error is caught here.
+            contracts = list(client.get_device_contracts(for_account=device.erp_no, serial_nos=[termination.serial]))
     except VendorError as exc:
         _termination_set(termination, status=Termination.Status.UNKNOWN_OUTCOME,
                          error=f"Outcome unknown; MyAdmin could not be asked yet ({exc})"[:500])
         return termination
-    verdicts = [_contract_is_terminated(c) for c in contracts or ()]
+    verdicts = [_contract_is_terminated(c) for c in contracts if _same_serial(c, termination.serial)]
     if any(v is True for v in verdicts):
         return _termination_close_applied(termination, message="Termination confirmed by MyAdmin (reconciled)")
     if any(v is False for v in verdicts):

@@ -1,1 +1,2 @@
 """Celery discovers `devices.tasks`; each entity's tasks live in their own module."""
+from devices.tasks import trackers  # noqa: F401

@@ -306,9 +306,27 @@ def _raise_sheet_date(run_pk: int, latest: date) -> None:
     TerminationImportRun.objects.filter(pk=run_pk).exclude(sheet_date__gte=latest).update(sheet_date=latest)
 
 
+SANDBOX_SOURCE_NAME = "Sandbox daily sheet"
+
+
+def termination_sandbox_source() -> TerminationSource | None:
+    """With the sandbox on and no fetchable source configured, the sandbox's daily sheet is the
+    source, so `make run` shows the whole loop; staff can disable or replace it in the admin."""
+    if TerminationSource.objects.exclude(kind=TerminationSource.Kind.UPLOAD).exists():
+        return None
+    source, _ = TerminationSource.objects.get_or_create(
+        name=SANDBOX_SOURCE_NAME,
+        defaults={"kind": TerminationSource.Kind.URL,
+                  "url": f"{settings.PORTAL_BASE_URL}/sandbox/myadmin/termination-sheet.csv"},
+    )
+    return source
+
+
 def termination_import_scheduled(*, source_id: int | None = None) -> list[TerminationImportRun]:
     """The beat job: import from every enabled URL/folder source (or the one given). One source's
     failure is recorded on its run and does not stop the others, nor tomorrow's run."""
+    if settings.SANDBOX:
+        termination_sandbox_source()
     sources = TerminationSource.objects.filter(enabled=True).exclude(kind=TerminationSource.Kind.UPLOAD)
     if source_id is not None:
         sources = TerminationSource.objects.filter(pk=source_id)
