@@ -5,5 +5,6 @@ from devices.services.device import (  # noqa: F401
     device_record_event,
     device_transition,
 )
+from devices.services.assignment import device_assign, device_assignment_validate  # noqa: F401
 from devices.services.terminations import TerminationConflict, TerminationError, device_terminate, termination_apply_bulk, termination_cancel, termination_effects_apply, termination_match_unmatched, termination_reasons, termination_reconcile, termination_reconcile_pending  # noqa: F401,E501
 from devices.services.trackers import navixy_catalogue_refresh, tracker_bulk_import, tracker_create, tracker_refresh, tracker_register, tracker_register_retry, tracker_submit, tracker_update, tracker_validate, trackers_flag_for_devices  # noqa: F401,E501
