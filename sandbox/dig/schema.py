@@ -1,0 +1,114 @@
+"""DIG's record schema as the simulator enforces it at POST time (reference/geotab.md §5.2).
+
+A record that breaks the schema makes the whole POST a 400, like the real OpenAPI validation;
+well-formed records that DIG refuses later (unassigned serial, stale timestamp, a status code
+outside the status range) are reported through /invalidrecords instead (see services.py).
+"""
+
+import base64
+import binascii
+from datetime import datetime, timezone
+
+INT16 = (-32768, 32767)
+BYTE = (0, 255)
+
+# field → (kind, required, (lo, hi) or max bytes for base64)
+_BOOL = ("bool", False, None)
+SCHEMA: dict[str, dict[str, tuple]] = {
+    "GpsRecord": {
+        "Latitude": ("float", True, (-90.0, 90.0)),
+        "Longitude": ("float", True, (-180.0, 180.0)),
+        "Speed": ("float", False, (0.0, 1000.0)),
+        "IsGpsValid": _BOOL, "IsIgnitionOn": _BOOL,
+        **{f"IsAuxiliary{i}On": _BOOL for i in range(1, 9)},
+    },
+    "StatusRecord": {"Code": ("int", True, (-2**31, 2**31 - 1)), "Value": ("int", True, (-2**31, 2**31 - 1))},
+    "GenericStatusRecord": {"Code": ("int", True, (-2**31, 2**31 - 1)), "Value": ("int", True, (-2**31, 2**31 - 1))},
+    "GenericFaultRecord": {"Code": ("int", True, (128, 1999)), "FaultStateActive": ("bool", True, None)},
+    "AccelerationRecord": {"X": ("int", True, INT16), "Y": ("int", True, INT16), "Z": ("int", True, INT16)},
+    "BinaryRecord": {"Data": ("base64", True, 32745)},
+    "BluetoothRecord": {"Address": ("mac", True, None), "Data": ("float", True, None), "DataType": ("int", True, BYTE)},
+    "DriverChangeRecord": {"KeyType": ("int", True, BYTE), "DriverId": ("base64", True, 239)},
+    "J1708FaultRecord": {
+        "MessageId": ("int", True, BYTE), "ParameterId": ("int?", False, (0, 511)),
+        "SubsystemId": ("int?", False, (0, 511)), "FailureModeIdentifier": ("int", True, (0, 15)),
+        "OccurrenceCount": ("int", True, BYTE), "FaultStateActive": ("bool", True, None),
+    },
+    "J1939FaultRecord": {
+        "SuspectParameterNumber": ("int", True, (0, 524287)), "FailureModeIdentifier": ("int", True, BYTE),
+        "OccurrenceCount": ("int", True, BYTE), "SourceAddress": ("int", True, BYTE),
+        "MalfunctionLamp": _BOOL, "RedStopLamp": _BOOL, "AmberWarningLamp": _BOOL, "ProtectWarningLamp": _BOOL,
+        "FaultStateActive": ("bool", True, None),
+    },
+    "ObdiiFaultRecord": {"Code": ("str", True, None), "FaultStateActive": ("bool", True, None)},
+    "VinRecord": {"VehicleIdentificationNumber": ("str", True, None)},
+}
+
+
+def parse_datetime(value) -> datetime | None:
+    if not isinstance(value, str) or len(value) < 10:
+        return None
+    try:
+        dt = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=timezone.utc)
+    return dt
+
+
+def _check(kind: str, value, bounds) -> str | None:
+    if kind in ("int", "int?"):
+        if value is None and kind == "int?":
+            return None
+        if isinstance(value, bool) or not isinstance(value, int):
+            return "must be an integer"
+    elif kind == "float":
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return "must be a number"
+    elif kind == "bool":
+        return None if isinstance(value, bool) else "must be true or false"
+    elif kind == "str":
+        return None if isinstance(value, str) and value else "must be a non-empty string"
+    elif kind == "mac":
+        if not isinstance(value, str) or len(value.replace(":", "").replace("-", "")) != 12:
+            return "must be a MAC address"
+        return None
+    elif kind == "base64":
+        if not isinstance(value, str):
+            return "must be a Base64 string"
+        try:
+            raw = base64.b64decode(value, validate=True)
+        except (binascii.Error, ValueError):
+            return "must be a Base64 string"
+        return f"must be at most {bounds} bytes" if len(raw) > bounds else None
+    if bounds is not None and not (bounds[0] <= value <= bounds[1]):
+        return f"must be between {bounds[0]} and {bounds[1]}"
+    return None
+
+
+def validate_record(record) -> list[str]:
+    """Schema errors of one record (empty when valid)."""
+    if not isinstance(record, dict):
+        return ["record must be an object"]
+    rtype = record.get("Type")
+    fields = SCHEMA.get(rtype)
+    if fields is None:
+        return [f"Type: unknown record type {rtype!r}"]
+    errors = []
+    if not isinstance(record.get("SerialNo"), str) or not record.get("SerialNo"):
+        errors.append("SerialNo: required")
+    if parse_datetime(record.get("DateTime")) is None:
+        errors.append("DateTime: required, ISO-8601")
+    for name, (kind, required, bounds) in fields.items():
+        if name not in record:
+            if required:
+                errors.append(f"{name}: required")
+            continue
+        problem = _check(kind, record[name], bounds)
+        if problem:
+            errors.append(f"{name}: {problem}")
+    extra = set(record) - set(fields) - {"Type", "DateTime", "SerialNo"}
+    if extra:
+        errors.append(f"unknown fields: {', '.join(sorted(extra))}")
+    return errors
