@@ -2,4 +2,5 @@
 
 ROUTES = [
     ("termination-imports", __import__("ingestion.api.terminations", fromlist=["_"]).TerminationImportRunViewSet, "terminationimport"),
+    ("records", __import__("ingestion.api.records", fromlist=["_"]).RecordViewSet, "record"),
 ]

@@ -1,2 +1,3 @@
 """Celery discovers `ingestion.tasks`; each area's tasks live in their own module."""
 from ingestion.tasks import terminations  # noqa: F401
+from ingestion.tasks import records  # noqa: F401
