@@ -1,0 +1,49 @@
+"""gunicorn settings for the portal's web process; every value can be overridden from the
+environment so one file serves a laptop, `make run-prod-like` and production machines.
+
+    gunicorn -c deploy/gunicorn.conf.py portal.wsgi
+"""
+
+import multiprocessing
+import os
+
+
+def _int(name: str, default: int) -> int:
+    return int(os.environ.get(name, default))
+
+
+# Bind to loopback by default: production puts a TLS-terminating proxy (nginx, a load
+# balancer) in front and sets GUNICORN_BIND to the address that proxy reaches.
+bind = os.environ.get("GUNICORN_BIND", f"127.0.0.1:{os.environ.get('PORT', '8000')}")
+
+# Sync workers with a few threads: requests are short database reads/writes; vendor calls run
+# in Celery, never in a request, so no request waits on a slow vendor.
+workers = _int("WEB_CONCURRENCY", multiprocessing.cpu_count() * 2 + 1)
+threads = _int("GUNICORN_THREADS", 4)
+worker_class = "gthread"
+
+# A request that takes longer than this is stuck: kill the worker, not the machine.
+timeout = _int("GUNICORN_TIMEOUT", 60)
+# On SIGTERM/HUP, in-flight requests get this long to finish (deploys drop no request).
+graceful_timeout = _int("GUNICORN_GRACEFUL_TIMEOUT", 30)
+keepalive = _int("GUNICORN_KEEPALIVE", 5)
+
+# Recycle workers now and then so a slow leak never becomes an outage; the jitter keeps them
+# from all restarting at once.
+max_requests = _int("GUNICORN_MAX_REQUESTS", 2000)
+max_requests_jitter = _int("GUNICORN_MAX_REQUESTS_JITTER", 200)
+
+# Refuse absurd request lines/headers before Django sees them.
+limit_request_line = 8190
+limit_request_fields = 100
+
+# Trust X-Forwarded-* only from the proxy in front (comma-separated addresses).
+forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+
+accesslog = os.environ.get("GUNICORN_ACCESS_LOG", "-")
+errorlog = "-"
+loglevel = os.environ.get("GUNICORN_LOG_LEVEL", "info")
+# No query strings in the access log: API filters can carry customer identifiers.
+access_log_format = '%(h)s "%(m)s %(U)s %(H)s" %(s)s %(B)s %(M)sms rid=%({x-request-id}o)s'
+
+proc_name = "portal-web"
