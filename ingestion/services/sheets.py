@@ -216,10 +216,14 @@ def _iter_xlsx(path: Path) -> Iterator[tuple]:
     import openpyxl
     from openpyxl.utils.exceptions import InvalidFileException
 
+    # A file object, not the path: openpyxl judges a path by its extension, and exports (and
+    # our spooled temporary files) are often misnamed.
+    handle = path.open("rb")
     try:
         # read_only streams the sheet XML; data_only gives cached values instead of formulas.
-        workbook = openpyxl.load_workbook(path, read_only=True, data_only=True)
-    except (InvalidFileException, zipfile.BadZipFile, KeyError, OSError) as exc:
+        workbook = openpyxl.load_workbook(handle, read_only=True, data_only=True)
+    except (InvalidFileException, zipfile.BadZipFile, KeyError, OSError, ValueError) as exc:
+        handle.close()
         raise SheetError(f"The XLSX workbook cannot be read: {exc}.") from None
     try:
         # The first worksheet that has a serial column; a summary tab may come first.
@@ -239,6 +243,7 @@ def _iter_xlsx(path: Path) -> Iterator[tuple]:
             yield from workbook.worksheets[0].iter_rows(values_only=True, max_row=HEADER_SEARCH_ROWS)
     finally:
         workbook.close()
+        handle.close()
 
 
 def _find_header(row: Iterable) -> dict[str, int] | None:
