@@ -338,7 +338,7 @@ def _assign_fair_keys(rows: list[list], per_device: dict[int, list[int]], *, now
     so a device that dumps 100,000 records delays another device's 10 by at most a batch,
     while each device's own records stay oldest first."""
     now_ms = int(now.timestamp() * 1000)
-    cost_ms = 1000.0 / knob("DIG_FAIR_SHARE_RECORDS_PER_S", 1000.0)
+    cost_ms = 1000.0 / knob("DIG_FAIR_SHARE_RECORDS_PER_S", 10.0)
     device_ids = sorted(per_device)
     DeviceFeed.objects.bulk_create([DeviceFeed(device_id=d) for d in device_ids], ignore_conflicts=True)
     # Lock in id order: concurrent intakes for overlapping devices cannot deadlock.
