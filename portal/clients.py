@@ -1,11 +1,44 @@
 """Factories that build each vendor client from settings, with the portal's shared token
 store, rate limiter and timeouts. Services use these; `integrations/` never reads settings."""
 
+import contextlib
+import threading
+
 from django.conf import settings
+from django.db import connection
 
 
 def vendor_timeouts() -> dict:
     return {"connect_timeout": settings.VENDOR_CONNECT_TIMEOUT, "read_timeout": settings.VENDOR_READ_TIMEOUT}
+
+
+class _ProcessLockedTokenStore:
+    """The database token store, single-flight per process instead of by row lock.
+
+    Only for SQLite (development): SQLite locks the whole database for a write transaction, so
+    holding one across the login HTTP call blocks every other writer — including the in-process
+    sandbox that is answering that very login. The session is still stored in the database and
+    shared; at worst two processes log in at the same moment.
+    """
+
+    _guard = threading.Lock()
+    _locks: dict = {}
+
+    def __init__(self, inner):
+        self.inner = inner
+
+    def get(self, key):
+        return self.inner.get(key)
+
+    def set(self, key, value):
+        self.inner.set(key, value)
+
+    @contextlib.contextmanager
+    def lock(self, key):
+        with self._guard:
+            lock = self._locks.setdefault(key, threading.Lock())
+        with lock:
+            yield self.inner.get(key)
 
 
 def myadmin_client():
@@ -14,11 +47,14 @@ def myadmin_client():
     from integrations.myadmin import MyAdminClient
     from portal.vendor import CacheRateLimiter, DatabaseTokenStore
 
+    store = DatabaseTokenStore()
+    if connection.vendor == "sqlite":
+        store = _ProcessLockedTokenStore(store)
     return MyAdminClient(
         settings.MYADMIN_API_URL,
         settings.MYADMIN_USERNAME,
         settings.MYADMIN_PASSWORD,
-        token_store=DatabaseTokenStore(),
+        token_store=store,
         rate_limiter=CacheRateLimiter(),
         **vendor_timeouts(),
     )

@@ -48,6 +48,10 @@ class Device(models.Model):
     mygeotab_device_id = models.CharField(max_length=64, blank=True)
 
     terminated_at = models.DateTimeField(null=True, blank=True)
+    # The intent that minted this serial (None for serials imported from elsewhere).
+    provisioning_request = models.ForeignKey(
+        "devices.ProvisioningRequest", null=True, blank=True, on_delete=models.PROTECT, related_name="devices"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
