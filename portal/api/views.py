@@ -1,7 +1,7 @@
 import django_filters
 from rest_framework import serializers, viewsets
 
-from portal.models import VendorCall
+from portal.models import Job, VendorCall
 
 
 class VendorCallSerializer(serializers.ModelSerializer):
@@ -31,3 +31,31 @@ class VendorCallViewSet(viewsets.ReadOnlyModelViewSet):
     serializer_class = VendorCallSerializer
     filterset_class = VendorCallFilter
     ordering_fields = ["started_at", "duration_ms"]
+
+
+class JobViewSet(viewsets.ReadOnlyModelViewSet):
+    """Recorded long work (provisioning runs, imports, syncs) with live progress counters."""
+
+    queryset = Job.objects.all()
+    ordering_fields = ["id"]
+    filterset_fields = ["kind", "status", "request_id"]
+
+    def get_serializer_class(self):
+        return JobSerializer
+
+    def retrieve(self, request, *args, **kwargs):
+        from rest_framework.response import Response
+
+        from portal.jobs import job_progress
+
+        return Response(job_progress(job=self.get_object()))
+
+
+class JobSerializer(serializers.ModelSerializer):
+    percent = serializers.IntegerField(read_only=True)
+
+    class Meta:
+        model = Job
+        fields = ["id", "kind", "status", "total", "done", "failed", "percent", "result", "target",
+                  "request_id", "created_at", "finished_at"]
+        read_only_fields = fields
