@@ -14,4 +14,8 @@ PERIODIC_TASKS = [
     {"name": "Read DIG invalid records", "task": "ingestion.records_poll_invalid", "every": 300},
     {"name": "Release held records of devices now ready", "task": "ingestion.records_release_sweep", "every": 120},
     {"name": "Prune forwarded device records", "task": "ingestion.records_prune", "every": 3600},
+    # Readiness for data: ask MyAdmin which MyGeotab database owns each provisioned serial that
+    # has none yet (GetDeviceDatabaseNamesAsync, batched); ready devices release held records.
+    {"name": "Devices: learn readiness for data from MyAdmin", "task": "devices.devices_refresh_readiness",
+     "every": 120},
 ]

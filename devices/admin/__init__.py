@@ -2,3 +2,4 @@
 
 from devices.admin import device  # noqa: F401
 from devices.admin import terminations  # noqa: F401
+from devices.admin import databases  # noqa: F401

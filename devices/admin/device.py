@@ -1,5 +1,6 @@
 from django.contrib import admin
 
+from devices.admin.databases import add_to_customer_database, first_data_sent
 from devices.models import Device, DeviceEvent
 from portal.roles import RoleAwareAdminMixin
 
@@ -24,5 +25,7 @@ class DeviceAdmin(RoleAwareAdminMixin, admin.ModelAdmin):
     show_full_result_count = False
     list_per_page = 100
     readonly_fields = ("serial", "product_id", "product_type", "erp_no", "status", "database_name",
-                       "ready_for_data_at", "mygeotab_device_id", "terminated_at", "created_at", "updated_at")
+                       "ready_for_data_at", first_data_sent, "mygeotab_device_id", "terminated_at", "created_at",
+                       "updated_at")
+    actions = [add_to_customer_database]
     inlines = [DeviceEventInline]

@@ -4,5 +4,6 @@ from devices.api.device import DeviceViewSet
 
 ROUTES = [
     ("devices", DeviceViewSet, "device"),
+    ("customer-databases", __import__("devices.api.databases", fromlist=["_"]).CustomerDatabaseViewSet, "customer-database"),
     ("terminations", __import__("devices.api.terminations", fromlist=["_"]).TerminationViewSet, "termination"),
 ]

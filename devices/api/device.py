@@ -1,7 +1,15 @@
 import django_filters
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, viewsets
+from rest_framework.decorators import action
 
+from devices.api.databases import (
+    AddToDatabaseResultSerializer,
+    AddToDatabaseSerializer,
+    device_add_to_database_response,
+)
 from devices.models import Device
+from portal.roles import FULFIL
 
 
 class DeviceSerializer(serializers.ModelSerializer):
@@ -34,3 +42,10 @@ class DeviceViewSet(viewsets.ReadOnlyModelViewSet):
     filterset_class = DeviceFilter
     search_fields = ["=serial", "=imei", "=sim"]
     ordering_fields = ["id", "created_at", "serial"]
+    action_capabilities = {"add_to_database": FULFIL}
+
+    @extend_schema(request=AddToDatabaseSerializer, responses=AddToDatabaseResultSerializer)
+    @action(detail=True, methods=["post"])
+    def add_to_database(self, request, pk=None):
+        """Add the device as an asset of a customer's MyGeotab database (idempotent)."""
+        return device_add_to_database_response(request, self.get_object())

@@ -53,3 +53,65 @@ def fault(sandbox_url):
         return response.json()
 
     return add
+
+
+@pytest.fixture
+def customer_db(mygeotab_server):
+    """demo_fleet on the live sandbox, linked to partner account ACME01."""
+    from devices.models import CustomerDatabase
+
+    database = CustomerDatabase.objects.create(
+        label="Demo fleet", server=mygeotab_server, database=DEMO["database"], username=DEMO["username"],
+        password=DEMO["password"],
+    )
+    database.accounts.create(erp_no="ACME01")
+    return database
+
+
+@pytest.fixture(autouse=True)
+def fresh_process_sessions():
+    """The portal's SQLite-mode session store lives for the process; tests flush the sandbox."""
+    import portal.clients
+
+    portal.clients._process_token_store = None
+    yield
+    portal.clients._process_token_store = None
+
+
+@pytest.fixture
+def readiness_enqueued(monkeypatch):
+    """Device ids whose readiness check was queued after an add (the broker is not needed)."""
+    from devices.tasks.databases import devices_refresh_readiness_task
+
+    queued = []
+    monkeypatch.setattr(devices_refresh_readiness_task, "delay_on_commit",
+                        lambda **kwargs: queued.append(kwargs["device_ids"]))
+    return queued
+
+
+@pytest.fixture
+def myadmin(sandbox_url):
+    """A MyAdmin client on the live sandbox (memory token store: see token_store above)."""
+    from integrations.base import MemoryRateLimiter
+    from integrations.myadmin import MyAdminClient
+
+    return MyAdminClient(f"{sandbox_url}/myadmin/v2/MyAdminApi.ashx", "integrator@example.com", "sandbox-password",
+                         token_store=MemoryTokenStore(), rate_limiter=MemoryRateLimiter(), read_timeout=2,
+                         sleep=lambda s: None)
+
+
+@pytest.fixture
+def make_device():
+    import itertools
+
+    from devices.models import Device
+
+    counter = itertools.count(1)
+
+    def make(serial=None, *, erp_no="ACME01", product_id=10032, **fields):
+        serial = serial or f"CX{next(counter):010d}"
+        product_type = "CustomVehicleDevice" if product_id == 10184 else "CustomDevice"
+        return Device.objects.create(serial=serial, product_id=product_id, product_type=product_type,
+                                     erp_no=erp_no, **fields)
+
+    return make
