@@ -18,6 +18,7 @@ import json
 import logging
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from datetime import timezone as dt_timezone
 from typing import Any, Iterable, Protocol
 
 from django.conf import settings
@@ -114,7 +115,7 @@ def _when(value: Any, path: str) -> datetime:
             raise BadOrder(path, f"{path} {value!r} is not an ISO 8601 date-time.")
         parsed = datetime(day.year, day.month, day.day)
     if timezone.is_naive(parsed):
-        parsed = timezone.make_aware(parsed, timezone.utc)
+        parsed = timezone.make_aware(parsed, dt_timezone.utc)
     return parsed
 
 
@@ -443,7 +444,7 @@ def _replace_items(order: Order, items: list[dict], products: dict[str, Product]
 
 def _flag_vanished(*, from_date: date, seen: set[int]) -> int:
     """Open partner orders within the window that the API no longer lists: flag, never delete."""
-    start = timezone.make_aware(datetime.combine(from_date, datetime.min.time()), timezone.utc)
+    start = timezone.make_aware(datetime.combine(from_date, datetime.min.time()), dt_timezone.utc)
     candidates = list(
         Order.objects.filter(source=Order.Source.API, status__in=Order.OPEN_STATUSES, order_date__gte=start,
                              flagged=False, order_header_id__isnull=False)
