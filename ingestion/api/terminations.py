@@ -11,6 +11,7 @@ from rest_framework.response import Response
 from ingestion.admin.terminations import termination_report_response
 from ingestion.models import TerminationImportRow, TerminationImportRun, TerminationSource
 from ingestion.services.terminations import termination_sheet_import
+from portal.api.errors import error_response
 from portal.api.pagination import KeysetPagination
 from portal.roles import BILL
 
@@ -87,6 +88,10 @@ class TerminationImportRunViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyMode
             source=data.validated_data.get("source"), file=upload, filename=getattr(upload, "name", None),
             dry_run=data.validated_data["dry_run"], actor=request.user,
         )
+        if run.status == TerminationImportRun.Status.FAILED and upload is not None:
+            # The upload itself is bad input: a 4xx naming the field. The failed run stays
+            # recorded (GET /termination-imports/?status=failed) for the audit trail.
+            return error_response(f"{run.error} (import #{run.pk})", errors={"file": [run.error]})
         return Response(TerminationImportRunSerializer(run).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(
