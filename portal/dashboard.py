@@ -112,13 +112,15 @@ def panel_provisioning(now):
     labels = dict(Req._meta.get_field("status").choices)
     rows = [
         (labels.get(s, s), by_status.get(s, 0), changelist_url("devices.ProvisioningRequest", status__exact=s),
-         s in ("unknown", "failed"))
+         s in ("unknown", "failed", "needs_staff"))
         for s in labels
     ]
     return {
         "rows": rows,
         "chart": svg_bars(rows),
         "unknown": by_status.get("unknown", 0),
+        "needs_staff": by_status.get("needs_staff", 0),
+        "needs_staff_url": changelist_url("devices.ProvisioningRequest", status__exact="needs_staff"),
         "unknown_url": changelist_url("devices.ProvisioningRequest", status__exact="unknown"),
     }
 
