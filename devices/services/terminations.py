@@ -38,10 +38,12 @@ class TerminationConflict(TerminationError):
 # --- effects ------------------------------------------------------------------------------------
 
 # What a termination stops, one service per owning app (each app changes only its own tables).
+# (service, reason override): the record outbox keeps a hold-reason *code* (DeviceRecord.HoldReason
+# "terminated"); trackers and order items show staff the sentence.
 TERMINATION_EFFECTS = (
-    "ingestion.services.records_hold_for_devices",
-    "devices.services.trackers_flag_for_devices",
-    "orders.services.order_items_flag_for_devices",
+    ("ingestion.services.records_hold_for_devices", "terminated"),
+    ("devices.services.trackers_flag_for_devices", None),
+    ("orders.services.order_items_flag_for_devices", None),
 )
 
 
@@ -52,7 +54,7 @@ def termination_effects_apply(*, device_ids: Sequence[int], reason: str) -> list
     if not device_ids:
         return []
     ran = []
-    for path in TERMINATION_EFFECTS:
+    for path, reason_override in TERMINATION_EFFECTS:
         try:
             effect = import_string(path)
         except ImportError:
@@ -61,7 +63,7 @@ def termination_effects_apply(*, device_ids: Sequence[int], reason: str) -> list
             logger.error("termination effect %s is not available; %d devices not processed by it",
                          path, len(device_ids))
             continue
-        effect(device_ids=device_ids, reason=reason)
+        effect(device_ids=device_ids, reason=reason_override or reason)
         ran.append(path)
     return ran
 
