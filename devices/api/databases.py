@@ -33,6 +33,9 @@ class CustomerDatabaseSerializer(serializers.ModelSerializer):
             "last_checked_at", "last_check_ok", "last_check_message", "created_at", "updated_at",
         ]
         read_only_fields = ["last_checked_at", "last_check_ok", "last_check_message", "created_at", "updated_at"]
+        # (server, database) uniqueness is checked in validate(): DRF's generated validator
+        # would make `server` required, though blank means "the portal default".
+        validators = []
 
     def to_representation(self, instance):
         data = super().to_representation(instance)

@@ -1,0 +1,48 @@
+"""Secrets at rest: MultiFernet field, key rotation, clear errors when a key is missing."""
+
+import pytest
+from cryptography.fernet import Fernet
+from django.core.exceptions import ImproperlyConfigured
+from django.core.management import call_command
+from django.db import connection
+
+from devices.models import CustomerDatabase
+
+
+def _raw(pk):
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT password FROM devices_customerdatabase WHERE id = %s", [pk])
+        return cursor.fetchone()[0]
+
+
+@pytest.mark.django_db
+def test_rotation_moves_every_row_to_the_new_key(settings):
+    old, new = Fernet.generate_key().decode(), Fernet.generate_key().decode()
+    settings.FIELD_ENCRYPTION_KEYS = [old]
+    db = CustomerDatabase.objects.create(database="a", username="u", password="pw-1")
+    empty = CustomerDatabase.objects.create(database="b", username="u", password="")
+    assert Fernet(old.encode()).decrypt(_raw(db.pk).encode()) == b"pw-1"
+
+    settings.FIELD_ENCRYPTION_KEYS = [new, old]  # new first: encrypts; old still decrypts
+    assert CustomerDatabase.objects.get(pk=db.pk).password == "pw-1"
+    call_command("rotate_encrypted_fields", stdout=open("/dev/null", "w"))
+    assert Fernet(new.encode()).decrypt(_raw(db.pk).encode()) == b"pw-1"
+    assert _raw(empty.pk) == ""
+
+    settings.FIELD_ENCRYPTION_KEYS = [new]  # old key retired
+    assert CustomerDatabase.objects.get(pk=db.pk).password == "pw-1"
+
+
+@pytest.mark.django_db
+def test_missing_or_bad_keys_fail_clearly(settings):
+    db = CustomerDatabase.objects.create(database="a", username="u", password="pw-1")
+    settings.FIELD_ENCRYPTION_KEYS = [Fernet.generate_key().decode()]
+    with pytest.raises(ImproperlyConfigured, match="cannot be decrypted"):
+        CustomerDatabase.objects.get(pk=db.pk)
+    settings.FIELD_ENCRYPTION_KEYS = []
+    with pytest.raises(ImproperlyConfigured, match="FIELD_ENCRYPTION_KEYS is empty"):
+        CustomerDatabase.objects.create(database="b", username="u", password="x")
+    settings.FIELD_ENCRYPTION_KEYS = ["not-a-key"]
+    with pytest.raises(ImproperlyConfigured, match="not a Fernet key") as excinfo:
+        CustomerDatabase.objects.create(database="c", username="u", password="x")
+    assert "not-a-key" not in str(excinfo.value)
