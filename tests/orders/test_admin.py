@@ -1,0 +1,138 @@
+"""The orders admin: list and order page query counts, the order-page actions, assignment
+preview, shipping, packing slip, manual entry — all through the same services as the API."""
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+
+from orders.models import Order
+from orders.services import order_sync
+from tests.orders.conftest import make_iccid, make_imei, raw_items, raw_order
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def synced(fake_source, catalogue):
+    def make(first, count):
+        ids = range(first, first + count)
+        order_sync(source=fake_source([raw_order(n) for n in ids], {n: raw_items(n, 3) for n in ids}))
+    return make
+
+
+@pytest.fixture
+def admin_client_for(client):
+    def make(user):
+        client.force_login(user)
+        return client
+    return make
+
+
+def _get(client, url):
+    with CaptureQueriesContext(connection) as ctx:
+        response = client.get(url)
+    assert response.status_code == 200
+    return len(ctx.captured_queries), response
+
+
+def test_changelist_query_count_is_constant(synced, admin_client_for, fulfilment_user):
+    client = admin_client_for(fulfilment_user)
+    url = reverse("admin:orders_order_changelist")
+    synced(1, 2)
+    small, _ = _get(client, url)
+    synced(100, 20)
+    large, response = _get(client, url)
+    assert small == large
+    assert large <= 14
+    assert b"PO-101" in response.content
+
+
+def test_changelist_search_by_serial_and_filters(synced, admin_client_for, viewer):
+    synced(1, 3)
+    Order.objects.get(order_header_id=2).items.filter(pk=Order.objects.get(order_header_id=2).items.first().pk) \
+        .update(serial="CX0000000888")
+    client = admin_client_for(viewer)
+    url = reverse("admin:orders_order_changelist")
+    response = client.get(url, {"q": "CX0000000888"})
+    assert response.context["cl"].result_count == 1
+    assert client.get(url, {"status__exact": "new", "reseller": "Northwind"}).context["cl"].result_count == 3
+
+
+def test_change_page_query_count_is_pinned(synced, admin_client_for, fulfilment_user):
+    synced(1, 1)
+    order = Order.objects.get()
+    client = admin_client_for(fulfilment_user)
+    url = reverse("admin:orders_order_change", args=[order.pk])
+    first, response = _get(client, url)
+    assert b"Start review" in response.content and b"Provision serials" not in response.content
+    order.items.first().__class__.objects.bulk_create(
+        [order.items.first().__class__(order=order, product_code="INTEG-HARNESS-9", requires_serial=False)
+         for _ in range(10)])
+    again, _ = _get(client, url)
+    assert first == again
+    assert first <= 30
+
+
+def test_order_page_actions_follow_roles(synced, admin_client_for, fulfilment_user, billing_user):
+    synced(1, 1)
+    order = Order.objects.get()
+    client = admin_client_for(fulfilment_user)
+    do = lambda name: client.post(reverse("admin:orders_order_do", args=[order.pk, name]), follow=True)  # noqa: E731
+    do("review")
+    do("approve")
+    assert Order.objects.get().status == Order.Status.APPROVED
+    response = do("provision")
+    assert "Your role does not allow this action." in response.content.decode()
+    response = do("approve")
+    assert Order.objects.get().status == Order.Status.APPROVED
+    response = do("resume")
+    assert "cannot go from Approved to In review" in response.content.decode()
+
+
+def test_assign_view_preview_then_apply(provisioned_order, admin_client_for, fulfilment_user):
+    client = admin_client_for(fulfilment_user)
+    url = reverse("admin:orders_order_assign", args=[provisioned_order.pk])
+    first, second = provisioned_order.items.filter(requires_serial=True).order_by("id")
+    bad = client.post(url, {"text": f"{first.serial},490154203237517,{make_iccid(1)}", "preview": "1"})
+    assert "wrong check digit" in bad.content.decode() and b'name="apply"' not in bad.content
+    text = f"{first.serial},{make_imei(1)},{make_iccid(1)}\n{second.serial},{make_imei(2)},{make_iccid(2)}"
+    preview = client.post(url, {"text": text, "preview": "1"})
+    assert b'name="apply"' in preview.content
+    assert Order.objects.get(pk=provisioned_order.pk).status == Order.Status.PROVISIONING
+    client.post(url, {"text": text, "apply": "1"})
+    assert Order.objects.get(pk=provisioned_order.pk).status == Order.Status.READY_TO_SHIP
+
+
+def test_ship_view_refuses_then_ships(provisioned_order, admin_client_for, fulfilment_user):
+    client = admin_client_for(fulfilment_user)
+    url = reverse("admin:orders_order_ship", args=[provisioned_order.pk])
+    data = {"carrier": "ups", "tracking_number": "1Z999AA10123456784", "ship_date": "2026-01-05"}
+    response = client.post(url, data, follow=True)
+    assert "lacks imei, sim" in response.content.decode()
+    for n, item in enumerate(provisioned_order.items.filter(requires_serial=True).order_by("id"), start=1):
+        from orders.services import order_item_assign
+        order_item_assign(item=item, imei=make_imei(n), sim=make_iccid(n))
+    client.post(url, data)
+    assert Order.objects.get(pk=provisioned_order.pk).status == Order.Status.SHIPPED
+
+
+def test_packing_slip(provisioned_order, admin_client_for, viewer):
+    response = admin_client_for(viewer).get(reverse("admin:orders_order_packing_slip", args=[provisioned_order.pk]))
+    body = response.content.decode()
+    assert "Packing slip" in body and "PO-900001" in body
+    for item in provisioned_order.items.exclude(serial=""):
+        assert item.serial in body
+
+
+def test_manual_entry_view(catalogue, admin_client_for, fulfilment_user, viewer):
+    url = reverse("admin:orders_order_manual")
+    data = {"account_id": "ACME01", "purchase_order_number": "PO-EMAIL-7", "items": "INTEG-TRK-100, 2\nINTEG-HARNESS-9"}
+    admin_client_for(viewer).post(url, data)
+    assert not Order.objects.exists()
+    client = admin_client_for(fulfilment_user)
+    bad = client.post(url, {**data, "items": "INTEG-TRK-100, two"})
+    assert "quantity" in bad.content.decode() and not Order.objects.exists()
+    client.post(url, data)
+    order = Order.objects.get()
+    assert order.source == "manual" and order.items.count() == 3 and order.purchase_order_number == "PO-EMAIL-7"
