@@ -109,7 +109,8 @@ def panel_orders(now):
 def panel_provisioning(now):
     Req = _model("devices.ProvisioningRequest")
     by_status = dict(Req.objects.order_by().values_list("status").annotate(n=Count("pk")))
-    labels = dict(Req._meta.get_field("status").choices)
+    # Short labels for the chart: "Unknown outcome (reconciling)" → "Unknown outcome".
+    labels = {k: str(v).split(" (")[0] for k, v in Req._meta.get_field("status").choices}
     rows = [
         (labels.get(s, s), by_status.get(s, 0), changelist_url("devices.ProvisioningRequest", status__exact=s),
          s in ("unknown", "failed", "needs_staff"))
