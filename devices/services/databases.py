@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Iterable, Sequence
 
+from django.core.cache import cache
 from django.core.exceptions import ImproperlyConfigured
 from django.db import transaction
 from django.utils import timezone
@@ -264,6 +265,23 @@ def _mark_ready(device_id: int, database_name: str) -> bool:
     return True
 
 
+READINESS_CURSOR_KEY = "devices:readiness:cursor"
+
+
+def _next_round(pending, limit: int) -> list[tuple[int, str, str]]:
+    """The next ``limit`` pending devices after the last round's, wrapping around: with more
+    than ``limit`` devices waiting, every one is still asked about in turn (none starves).
+    The cursor lives in the cache; losing it only restarts the rotation."""
+    cursor = cache.get(READINESS_CURSOR_KEY) or 0
+    fields = ("pk", "serial", "database_name")
+    rows = list(pending.filter(pk__gt=cursor).values_list(*fields)[:limit])
+    if len(rows) < limit and cursor:
+        rows += list(pending.filter(pk__lte=cursor).values_list(*fields)[:limit - len(rows)])
+    wrapped = len(rows) < limit
+    cache.set(READINESS_CURSOR_KEY, 0 if wrapped or not rows else rows[-1][0], timeout=None)
+    return rows
+
+
 def devices_refresh_readiness(
     *, device_ids: Sequence[int] | None = None, myadmin=None,
     batch_size: int = READINESS_BATCH_SIZE, limit: int = READINESS_MAX_PER_RUN,
@@ -274,8 +292,9 @@ def devices_refresh_readiness(
     pending = (Device.objects.filter(ready_for_data_at__isnull=True)
                .exclude(status=Device.Status.TERMINATED).order_by("pk"))
     if device_ids is not None:
-        pending = pending.filter(pk__in=list(device_ids))
-    rows = list(pending.values_list("pk", "serial", "database_name")[:limit])
+        rows = list(pending.filter(pk__in=list(device_ids)).values_list("pk", "serial", "database_name")[:limit])
+    else:
+        rows = _next_round(pending, limit)
     result.checked = len(rows)
     # A database already known (e.g. recorded by another reconciler) needs no question.
     for pk, _serial, database_name in rows:

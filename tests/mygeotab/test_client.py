@@ -187,3 +187,18 @@ def test_sandbox_error_shape_has_legacy_errors_array(mygeotab_server):
     error = body.json()["error"]
     assert error["data"]["type"] == error["errors"][0]["name"] == "InvalidUserException"
     assert error["name"] == "JSONRPCError" and error["code"] == -32000
+
+
+def test_server_redirection_via_path(make_client, live_server):
+    """Authenticate's `path` names the server hosting the database: later calls go there."""
+    port = live_server.url.rsplit(":", 1)[1]
+    federation = f"http://127.0.0.1:{port}/sandbox/mygeotab/apiv1"
+    direct = f"http://localhost:{port}/sandbox/mygeotab/apiv1"
+    client = make_client(server=federation)
+    client.authenticate()  # seeds the sandbox
+    SandboxDatabase.objects.filter(name="demo_fleet").update(path=direct)
+    client = make_client(server=federation)
+    assert client.authenticate()["server"] == direct
+    client.add_device(serial="CX0000000013")
+    urls = dict(VendorCall.objects.filter(method__in=["Add"]).values_list("method", "url"))
+    assert urls == {"Add": direct}

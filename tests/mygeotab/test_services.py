@@ -194,3 +194,20 @@ def test_password_encrypted_at_rest(customer_db):
         stored = cursor.fetchone()[0]
     assert DEMO["password"] not in stored and stored.startswith("gAAAA")
     assert CustomerDatabase.objects.get(pk=customer_db.pk).password == DEMO["password"]
+
+
+def test_readiness_rounds_rotate_when_more_devices_wait_than_fit(make_device, myadmin):
+    from django.core.cache import cache
+
+    from devices.services.databases import READINESS_CURSOR_KEY
+
+    cache.delete(READINESS_CURSOR_KEY)
+    waiting = [make_device() for _ in range(3)]  # never added anywhere: stay pending
+    asked = []
+    for _ in range(2):
+        before = set(VendorCall.objects.values_list("pk", flat=True))
+        assert devices_refresh_readiness(myadmin=myadmin, limit=2).checked == 2
+        asked.append(VendorCall.objects.exclude(pk__in=before).filter(method="GetDeviceDatabaseNamesAsync").count())
+    assert asked == [1, 1]
+    # Second round started after the first one's last device: all three were asked about.
+    assert cache.get(READINESS_CURSOR_KEY) == waiting[0].pk
