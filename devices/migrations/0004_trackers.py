@@ -102,7 +102,7 @@ class Migration(migrations.Migration):
                 ('created_at', models.DateTimeField(auto_now_add=True)),
                 ('updated_at', models.DateTimeField(auto_now=True)),
                 ('created_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('device', models.ForeignKey(blank=True, help_text='The portal device with the same IMEI, where there is one', null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='trackers', to='devices.device')),
+                ('portal_device', models.ForeignKey(blank=True, help_text='The portal device with the same IMEI, where there is one', null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='trackers', to='devices.device')),
                 ('group', models.ForeignKey(blank=True, help_text="Empty = Navixy's default group (0)", null=True, on_delete=django.db.models.deletion.PROTECT, related_name='trackers', to='devices.navixygroup')),
             ],
             options={

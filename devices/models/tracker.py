@@ -147,7 +147,7 @@ class Tracker(models.Model):
     registered_at = models.DateTimeField(null=True, blank=True)
     refreshed_at = models.DateTimeField(null=True, blank=True)
 
-    device = models.ForeignKey(
+    portal_device = models.ForeignKey(
         "devices.Device", null=True, blank=True, on_delete=models.SET_NULL, related_name="trackers",
         help_text="The portal device with the same IMEI, where there is one",
     )
