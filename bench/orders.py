@@ -12,11 +12,18 @@ from __future__ import annotations
 
 import os
 import sys
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from bench.common import figure, is_postgres, parse_args, setup_django, timer, write_results  # noqa: E402
+from bench.common import (
+    figure,
+    is_postgres,
+    parse_args,
+    setup_django,
+    timer,
+    write_results,
+)
 
 PORTAL_BASE = 50_000_000  # orderHeaderIds of the portal run
 NAIVE_BASE = 60_000_000  # orderHeaderIds of the baseline run
@@ -28,7 +35,7 @@ class PageSource:
 
     def __init__(self, base: int, count: int):
         self.base, self.count = base, count
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         self.headers = [self._header(base + n, now - timedelta(minutes=n)) for n in range(count)]
 
     @staticmethod
@@ -70,22 +77,22 @@ def naive_sync(source: PageSource) -> None:
         contact = raw["shippingContact"]
         order, _ = Order.objects.update_or_create(
             order_header_id=raw["orderHeaderId"],
-            defaults=dict(
-                account=account, order_date=parse_datetime(raw["orderDate"]), shipment_status=raw["shipmentStatus"],
-                comment=raw["comment"], ship_name=contact["name"], ship_email=contact["email"],
-                ship_street1=contact["street1"], ship_street2=contact["street2"], ship_city=contact["city"],
-                ship_state=contact["state"], ship_zip_code=contact["zipCode"], ship_telephone1=contact["telephone1"],
-                ship_telephone2=contact["telephone2"], reseller_name=raw["resellerName"],
-                reseller_email=raw["resellerEmail"], purchase_order_number=raw["purchaseOrderNumber"],
-                shipment_reference=raw["shipmentReference"], validated=raw["validated"],
-            ),
+            defaults={
+                "account": account, "order_date": parse_datetime(raw["orderDate"]), "shipment_status": raw["shipmentStatus"],
+                "comment": raw["comment"], "ship_name": contact["name"], "ship_email": contact["email"],
+                "ship_street1": contact["street1"], "ship_street2": contact["street2"], "ship_city": contact["city"],
+                "ship_state": contact["state"], "ship_zip_code": contact["zipCode"], "ship_telephone1": contact["telephone1"],
+                "ship_telephone2": contact["telephone2"], "reseller_name": raw["resellerName"],
+                "reseller_email": raw["resellerEmail"], "purchase_order_number": raw["purchaseOrderNumber"],
+                "shipment_reference": raw["shipmentReference"], "validated": raw["validated"],
+            },
         )
         for item in source.list_items(raw["orderHeaderId"]):
             OrderItem.objects.update_or_create(
                 order=order, vendor_item_id=item["id"],
-                defaults=dict(product_code=item["productCode"], product=Product.objects.filter(code=item["productCode"]).first(),
-                              requires_serial=item["requiresSerialNumber"], requires_sim=item["requiresSimNumber"],
-                              requires_imei=item["requiresImei"], attribute=item["attribute"]),
+                defaults={"product_code": item["productCode"], "product": Product.objects.filter(code=item["productCode"]).first(),
+                              "requires_serial": item["requiresSerialNumber"], "requires_sim": item["requiresSimNumber"],
+                              "requires_imei": item["requiresImei"], "attribute": item["attribute"]},
             )
 
 
@@ -112,7 +119,7 @@ def cleanup() -> None:
 
 def main() -> None:
     args = parse_args(__doc__.splitlines()[0], orders={"type": int, "default": None, "help": "orders to sync"})
-    count = args.orders or (500 if args.quick else int(os.environ.get("BENCH_ORDERS", 10_000)))
+    count = args.orders or (500 if args.quick else int(os.environ.get("BENCH_ORDERS", "10000")))
     setup_django()
     from django.db import connection
 

@@ -14,8 +14,22 @@ from django.utils.html import format_html
 from orders import services
 from orders.api import order_search_q
 from orders.forms import AssignmentsForm, ManualOrderForm, ShipForm
-from orders.models import Account, Order, OrderEvent, OrderItem, OrderSyncRun, Product, Shipment
-from portal.roles import BILL, FULFIL, RoleAwareAdminMixin, has_capability, require_capability
+from orders.models import (
+    Account,
+    Order,
+    OrderEvent,
+    OrderItem,
+    OrderSyncRun,
+    Product,
+    Shipment,
+)
+from portal.roles import (
+    BILL,
+    FULFIL,
+    RoleAwareAdminMixin,
+    has_capability,
+    require_capability,
+)
 
 
 def _error_text(exc: ValidationError) -> str:

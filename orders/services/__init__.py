@@ -19,7 +19,13 @@ from orders.services.fulfilment import (  # noqa: F401
     shipment_create,
     tracking_url,
 )
-from orders.services.intake import BadOrder, header_parse, items_parse, order_create_manual, order_sync  # noqa: F401
+from orders.services.intake import (  # noqa: F401
+    BadOrder,
+    header_parse,
+    items_parse,
+    order_create_manual,
+    order_sync,
+)
 from orders.services.lifecycle import (  # noqa: F401
     OrderTransitionError,
     order_approve,

@@ -143,8 +143,8 @@ def _update_readiness(*, order: Order, actor=None) -> Order:
 def _check_assignable(item: OrderItem) -> None:
     if item.order.status not in ASSIGNABLE:
         raise ValidationError({"status": [
-            f"{item.order} is {item.order.get_status_display().lower()}; units are assigned while provisioning "
-            "or ready to ship."
+            (f"{item.order} is {item.order.get_status_display().lower()}; units are assigned while provisioning "
+             "or ready to ship.")
         ]})
     if item.device_id is None:
         raise ValidationError({"serial": [f"Item {item.pk} ({item.product_code}) has no serial yet."]})
@@ -300,8 +300,8 @@ def shipment_create(*, order: Order, carrier: str, tracking_number: str, ship_da
         order = Order.objects.select_for_update().get(pk=order.pk)
         if order.status in (Order.Status.NEW, Order.Status.IN_REVIEW, Order.Status.APPROVED, Order.Status.ON_HOLD):
             errors["order"] = [
-                f"{order} is not provisioned yet ({order.get_status_display().lower()}); a tracking number can "
-                "be recorded once its serials are minted and assigned."
+                (f"{order} is not provisioned yet ({order.get_status_display().lower()}); a tracking number can "
+                 "be recorded once its serials are minted and assigned.")
             ]
         elif order.status in (Order.Status.SHIPPED, Order.Status.FULFILLED):
             errors["order"] = [f"{order} has already shipped."]

@@ -16,10 +16,10 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
-from datetime import timezone as dt_timezone
-from typing import Any, Iterable, Protocol
+from datetime import UTC, date, datetime, timedelta
+from typing import Any, Protocol
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -115,7 +115,7 @@ def _when(value: Any, path: str) -> datetime:
             raise BadOrder(path, f"{path} {value!r} is not an ISO 8601 date-time.")
         parsed = datetime(day.year, day.month, day.day)
     if timezone.is_naive(parsed):
-        parsed = timezone.make_aware(parsed, dt_timezone.utc)
+        parsed = timezone.make_aware(parsed, UTC)
     return parsed
 
 
@@ -224,20 +224,17 @@ def order_sync(*, source: OrderSource | None = None, from_date: date | None = No
     from_date = from_date or (timezone.now() - timedelta(days=lookback_days())).date()
     run = OrderSyncRun.objects.create(from_date=from_date, triggered_by=actor if getattr(actor, "pk", None) else None)
     counts = _Counts()
-    listing_complete = False
     try:
-        headers = []
-        for raw in source.iter_orders(from_date=from_date):
-            headers.append(raw)
-        listing_complete = True
+        # The whole listing is read before anything is written: "vanished" is only decided
+        # against a complete listing (a failure here fails the run and flags nothing).
+        headers = list(source.iter_orders(from_date=from_date))
         counts.fetched = len(headers)
         incoming = _parse_headers(headers, counts)
         for start in range(0, len(incoming), chunk_size):
             _sync_chunk(incoming[start:start + chunk_size], source=source, counts=counts)
-        if listing_complete:
-            seen = {i.header["order_header_id"] for i in incoming}
-            seen |= {e["orderHeaderId"] for e in counts.errors if isinstance(e["orderHeaderId"], int)}
-            counts.flagged += _flag_vanished(from_date=from_date, seen=seen)
+        seen = {i.header["order_header_id"] for i in incoming}
+        seen |= {e["orderHeaderId"] for e in counts.errors if isinstance(e["orderHeaderId"], int)}
+        counts.flagged += _flag_vanished(from_date=from_date, seen=seen)
         run.status = OrderSyncRun.Status.PARTIAL if counts.failed else OrderSyncRun.Status.SUCCEEDED
     except VendorError as exc:
         logger.warning("order sync %s stopped: %s", run.pk, exc)
@@ -444,7 +441,7 @@ def _replace_items(order: Order, items: list[dict], products: dict[str, Product]
 
 def _flag_vanished(*, from_date: date, seen: set[int]) -> int:
     """Open partner orders within the window that the API no longer lists: flag, never delete."""
-    start = timezone.make_aware(datetime.combine(from_date, datetime.min.time()), dt_timezone.utc)
+    start = timezone.make_aware(datetime.combine(from_date, datetime.min.time()), UTC)
     candidates = list(
         Order.objects.filter(source=Order.Source.API, status__in=Order.OPEN_STATUSES, order_date__gte=start,
                              flagged=False, order_header_id__isnull=False)

@@ -78,7 +78,7 @@ def test_order_page_actions_follow_roles(synced, admin_client_for, fulfilment_us
     synced(1, 1)
     order = Order.objects.get()
     client = admin_client_for(fulfilment_user)
-    do = lambda name: client.post(reverse("admin:orders_order_do", args=[order.pk, name]), follow=True)  # noqa: E731
+    do = lambda name: client.post(reverse("admin:orders_order_do", args=[order.pk, name]), follow=True)
     do("review")
     do("approve")
     assert Order.objects.get().status == Order.Status.APPROVED

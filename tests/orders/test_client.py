@@ -4,7 +4,12 @@ from datetime import date
 
 import pytest
 
-from integrations.base import NotExecutedError, OutcomeUnknownError, RateLimitedError, RejectedError
+from integrations.base import (
+    NotExecutedError,
+    OutcomeUnknownError,
+    RateLimitedError,
+    RejectedError,
+)
 from integrations.shipping import FulfilmentItem
 from portal.models import VendorCall
 

@@ -112,7 +112,7 @@ def test_bulk_list_preview_reports_each_line_and_apply_is_all_or_nothing(provisi
 
 
 def test_bulk_list_requires_the_values_the_item_needs(provisioned_order):
-    first, second = _items(provisioned_order)
+    first, _ = _items(provisioned_order)
     rows = order_assignments_parse(order=provisioned_order, text=f"{first.serial},{make_imei(1)},\n")
     assert rows[0].errors == [f"Serial {first.serial} requires a SIM/ICCID."]
 
