@@ -6,4 +6,5 @@ ROUTES = [
     ("devices", DeviceViewSet, "device"),
     ("customer-databases", __import__("devices.api.databases", fromlist=["_"]).CustomerDatabaseViewSet, "customer-database"),
     ("terminations", __import__("devices.api.terminations", fromlist=["_"]).TerminationViewSet, "termination"),
+    ("trackers", __import__("devices.api.trackers", fromlist=["_"]).TrackerViewSet, "tracker"),
 ]

@@ -1,0 +1,1 @@
+"""Forms of the devices app, one module per entity."""
