@@ -10,3 +10,4 @@ from devices.services.terminations import TerminationConflict, TerminationError,
 from devices.services.trackers import navixy_catalogue_refresh, tracker_bulk_import, tracker_create, tracker_refresh, tracker_register, tracker_register_retry, tracker_submit, tracker_update, tracker_validate, trackers_flag_for_devices  # noqa: F401,E501
 from devices.services.databases import customer_database_test_connection, device_add_to_database, devices_add_to_database, devices_refresh_readiness  # noqa: F401,E501
 from devices.services.provisioning import IdempotencyConflict, provisioning_reconcile, provisioning_reconcile_due, provisioning_request_cancel, provisioning_request_create, provisioning_request_process, provisioning_staff_resolve, provisioning_sweep  # noqa: F401,E501
+from devices.services.contracts import device_contract_update  # noqa: F401
