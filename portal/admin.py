@@ -221,3 +221,31 @@ class ApiTokenAdmin(RoleAwareAdminMixin, admin.ModelAdmin):
     def revoke(self, request, queryset):
         n = api_token_revoke(token_ids=list(queryset.values_list("pk", flat=True)), actor=request.user)
         self.message_user(request, f"{n} token(s) revoked.")
+
+
+def _audit_existing_admins(site, labels):
+    """Re-register third-party ModelAdmins (schedules, users and groups: the portal's settings
+    and who holds which role) with the audit trail mixed in, keeping their behaviour."""
+    from django.apps import apps
+
+    from portal.admin_kit import AuditedAdminMixin
+
+    for label in labels:
+        try:
+            model = apps.get_model(label)
+        except LookupError:
+            continue
+        current = site._registry.get(model)
+        if current is None or isinstance(current, AuditedAdminMixin):
+            continue
+        audited = type(f"Audited{type(current).__name__}", (AuditedAdminMixin, type(current)), {})
+        site.unregister(model)
+        site.register(model, audited)
+
+
+_audit_existing_admins(admin.site, [
+    "auth.User", "auth.Group",
+    "django_celery_beat.PeriodicTask", "django_celery_beat.IntervalSchedule",
+    "django_celery_beat.CrontabSchedule", "django_celery_beat.ClockedSchedule",
+    "django_celery_beat.SolarSchedule",
+])

@@ -22,6 +22,7 @@ from django.utils.functional import cached_property
 from portal.audit import (
     Action,
     audit_bulk,
+    audit_diff,
     audit_entries_for,
     audit_record,
     audit_snapshot,
@@ -89,6 +90,16 @@ def choices_filter(field_name: str, choices, *, title: str | None = None):
     return _ChoicesFilter
 
 
+def _m2m_snapshot(obj) -> dict:
+    """{"groups": [sorted pks]} for each many-to-many field of ``obj``."""
+    if obj is None or obj.pk is None:
+        return {}
+    return {
+        field.name: sorted(getattr(obj, field.name).values_list("pk", flat=True))
+        for field in obj._meta.many_to_many
+    }
+
+
 def _actor(request):
     return getattr(request, "user", None)
 
@@ -102,11 +113,24 @@ class AuditedAdminMixin:
         if change and obj.pk is not None:
             stored = type(obj)._default_manager.filter(pk=obj.pk).first()
             before = audit_snapshot(stored) if stored is not None else None
+            # Many-to-many values (a user's groups = their role) are saved later, in save_related.
+            obj._portal_m2m_before = _m2m_snapshot(stored) if stored is not None else {}
         super().save_model(request, obj, form, change)
         if before is None:
             audit_record(obj=obj, action=Action.CREATE, after=audit_snapshot(obj), actor=_actor(request))
         else:
             audit_record(obj=obj, action=Action.UPDATE, before=before, after=audit_snapshot(obj), actor=_actor(request))
+
+    def save_related(self, request, form, formsets, change):
+        super().save_related(request, form, formsets, change)
+        obj = form.instance
+        before = getattr(obj, "_portal_m2m_before", None)
+        after = _m2m_snapshot(obj)
+        if before is None:
+            before = {name: [] for name in after}
+        if audit_diff(before, after):
+            audit_record(obj=obj, action=Action.UPDATE, before=before, after=after, actor=_actor(request),
+                         message="related objects changed")
 
     def delete_model(self, request, obj):
         before = audit_snapshot(obj)

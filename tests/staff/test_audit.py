@@ -123,3 +123,21 @@ def test_global_log_filters_by_user_model_and_request_id(superuser, viewer, clie
     # Nobody edits the trail, not even a superuser.
     entry = AuditEntry.objects.first()
     assert client.post(reverse("admin:portal_auditentry_delete", args=[entry.pk]), {"post": "yes"}).status_code == 403
+
+
+@pytest.mark.django_db
+def test_role_and_schedule_changes_in_the_admin_are_audited(superuser, viewer, client_for):
+    client = client_for(superuser)
+    billing = Group.objects.get(name="billing")
+    response = client.post(reverse("admin:auth_user_change", args=[viewer.pk]), {
+        "username": viewer.username, "is_active": "on", "is_staff": "on", "groups": [billing.pk],
+        "date_joined_0": "2026-01-01", "date_joined_1": "00:00:00", "last_login_0": "", "last_login_1": "",
+        "first_name": "", "last_name": "", "email": "",
+    })
+    assert response.status_code == 302, response.content.decode()[:2000]
+    entries = AuditEntry.objects.filter(content_type=ContentType.objects.get_for_model(viewer), object_id=str(viewer.pk))
+    role_change = entries.filter(message="related objects changed").get()
+    viewer_group = Group.objects.get(name="viewer")
+    assert role_change.changes == {"groups": [[viewer_group.pk], [billing.pk]]}
+    assert role_change.actor == superuser
+    assert all("password" not in e.changes for e in entries)  # unchanged, and never in clear anyway
