@@ -73,16 +73,17 @@ def shipping_client():
 
 def navixy_client():
     """Navixy user-API client: API key if configured, else a login session shared by all
-    workers through the database token store; one rate-limit budget through the cache."""
+    workers (database token store on PostgreSQL; on SQLite the process store, for the
+    self-deadlock explained in `_mygeotab_token_store`); one rate-limit budget via the cache."""
     from integrations.navixy import NavixyClient
-    from portal.vendor import CacheRateLimiter, DatabaseTokenStore
+    from portal.vendor import CacheRateLimiter
 
     return NavixyClient(
         settings.NAVIXY_API_URL,
         api_key=settings.NAVIXY_API_KEY,
         login=settings.NAVIXY_LOGIN,
         password=settings.NAVIXY_PASSWORD,
-        token_store=DatabaseTokenStore(),
+        token_store=_mygeotab_token_store(),
         rate_limiter=CacheRateLimiter(),
         **vendor_timeouts(),
     )

@@ -364,7 +364,7 @@ def tracker_create(*, data: dict, actor=None, submit: bool = True, catalogue: Ca
         tracker_record_event(tracker=tracker, kind="created", actor=actor, to_state=tracker.state,
                              message="Created in the portal")
         if submit:
-            tracker_submit(tracker=tracker, actor=actor)
+            tracker = tracker_submit(tracker=tracker, actor=actor)
     return tracker
 
 

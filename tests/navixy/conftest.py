@@ -55,3 +55,63 @@ def fault(sandbox_url):
         return r.json()
 
     return add
+
+
+@pytest.fixture
+def enqueued(monkeypatch):
+    """Record the registration tasks the services enqueue instead of sending them to a broker;
+    tests then run the task body (the service) themselves, as a worker would."""
+    from devices.tasks import trackers as tasks
+
+    sent = []
+    monkeypatch.setattr(tasks.tracker_register_task, "delay", lambda pk: sent.append(("register", pk)))
+    monkeypatch.setattr(tasks.tracker_register_retry_task, "delay_on_commit",
+                        lambda pk, actor=None: sent.append(("register_retry", pk)))
+    monkeypatch.setattr(tasks.tracker_refresh_task, "delay_on_commit", lambda pk: sent.append(("refresh", pk)))
+    monkeypatch.setattr(tasks.navixy_catalogue_refresh_task, "delay_on_commit", lambda: sent.append(("catalogue",)))
+    return sent
+
+
+@pytest.fixture
+def catalogue(navixy_api_url):
+    """The portal's catalogues, refreshed from the simulator over HTTP."""
+    from devices.services.trackers import navixy_catalogue_refresh
+
+    return navixy_catalogue_refresh()
+
+
+@pytest.fixture
+def offline_catalogue(db):
+    """The same catalogue rows written directly, for tests that must make no HTTP call."""
+    from devices.models import NavixyGroup, NavixyModel, NavixyPlugin
+
+    mobile = ["navixymobile.*", "mobile_unknown.*", "iosnavixytracker.*"]
+    for pid in (44, 37, 35, 68):
+        NavixyPlugin.objects.create(plugin_id=pid, type="tracker_register", filter_exclusion=pid in (44, 37),
+                                    filter_values=mobile)
+    for code, id_type, phone, apn in [
+        ("telfmb140", "imei", True, True), ("navixy_ngp", "ascii,6,64", False, False),
+        ("sandbox_meid", "meid", True, False), ("sandbox_id7", "id,7", True, True), ("tt1_wp", "10,2", True, True),
+        ("mobile_unknown_xgps", "12,1", False, False),
+    ]:
+        NavixyModel.objects.create(code=code, name=code, id_type=id_type, has_phone=phone, has_apn_settings=apn)
+    NavixyGroup.objects.create(navixy_id=1, title="Sandbox fleet", color="FF6DDC")
+
+
+GOOD_IMEI = "356938035643809"
+GOOD_PHONE = "4915112345678"
+
+
+def fmb140_input(**overrides):
+    return {"label": "Van 1", "plugin_id": 44, "model_code": "telfmb140", "device_id": GOOD_IMEI,
+            "phone": GOOD_PHONE, "apn_name": "internet", "apn_user": "user", "apn_password": "passwd", **overrides}
+
+
+@pytest.fixture(autouse=True)
+def fresh_process_sessions():
+    """On SQLite the portal keeps vendor sessions in a process store; tests flush the sandbox."""
+    import portal.clients
+
+    portal.clients._process_token_store = None
+    yield
+    portal.clients._process_token_store = None
