@@ -53,13 +53,25 @@ class VendorCallAdmin(ExportMixin, ScalableAdminMixin, ReadOnlyAdmin):
     list_filter = (choices_filter("system", VENDOR_SYSTEMS), "outcome")
     search_fields = ("=target", "=request_id", "error_name", "method")
     list_per_page = 100
-    readonly_fields = ("next_step",)
+    readonly_fields = ("next_step", "same_request")
     export_fields = ("started_at", "system", "method", "outcome", "http_status", "error_name",
                      "error_message", "duration_ms", "attempt", "target", "request_id", "url")
 
     @admin.display(description="What the portal does next")
     def next_step(self, obj):
         return vendor_call_next_step(obj)
+
+    @admin.display(description="Same request")
+    def same_request(self, obj):
+        if not obj.request_id or obj.request_id == "-":
+            return "—"
+        rid = obj.request_id
+        return format_html(
+            '<a href="{}?request_id={}">all its vendor calls</a> · <a href="{}?request_id={}">audit entries</a>'
+            ' · <a href="{}?q={}">jobs</a>',
+            reverse("admin:portal_vendorcall_changelist"), rid, reverse("admin:portal_auditentry_changelist"), rid,
+            reverse("admin:portal_job_changelist"), rid,
+        )
 
 
 @admin.register(Heartbeat)

@@ -212,7 +212,7 @@ def panel_vendor_calls(now):
 def panel_liveness(now):
     Heartbeat = _model("portal.Heartbeat")
     period = settings.HEARTBEAT_PERIOD_SECONDS
-    beats = list(Heartbeat.objects.order_by("name").values_list("name", "beat_at", "worker"))
+    beats = list(Heartbeat.objects.order_by("name").values_list("name", "beat_at", "worker")[:20])
     rows = []
     for name, beat_at, worker in beats:
         age = (now - beat_at).total_seconds()
