@@ -173,13 +173,10 @@ def panel_terminations(now):
 
 
 def _error_rates(since):
-    VendorCall = _model("portal.VendorCall")
-    counts = (
-        VendorCall.objects.filter(started_at__gte=since).order_by()
-        .values_list("system", "outcome").annotate(n=Count("pk"))
-    )
+    from portal.ledger_rollup import vendor_call_counts
+
     per_system: dict[str, dict] = {}
-    for system, outcome, n in counts:
+    for (system, outcome), n in sorted(vendor_call_counts(since=since).items()):
         s = per_system.setdefault(system, {"total": 0, "errors": 0, "unknown": 0})
         s["total"] += n
         if outcome != "ok":

@@ -197,3 +197,23 @@ class ApiToken(models.Model):
     @property
     def is_active(self) -> bool:
         return self.revoked_at is None
+
+
+class VendorCallHourly(models.Model):
+    """Vendor calls counted per hour, system and outcome (portal.ledger_rollup): the dashboard's
+    30-day error rates read these instead of scanning millions of ledger rows. Every rolled-up
+    hour has a marker row (system "" / outcome "") so gaps and coverage are explicit."""
+
+    hour = models.DateTimeField()
+    system = models.CharField(max_length=32, blank=True)
+    outcome = models.CharField(max_length=16, blank=True)
+    calls = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-hour"]
+        constraints = [
+            models.UniqueConstraint(fields=["hour", "system", "outcome"], name="vendorcallhourly_unique"),
+        ]
+
+    def __str__(self):
+        return f"{self.hour:%Y-%m-%d %H}:00 {self.system} {self.outcome} {self.calls}"

@@ -11,4 +11,6 @@ from django.conf import settings
 PERIODIC_TASKS = [
     {"name": "Heartbeat (worker and beat liveness)", "task": "portal.heartbeat",
      "every": settings.HEARTBEAT_PERIOD_SECONDS},
+    # Hourly vendor-call counts behind the dashboard's 24 h / 30 day error rates.
+    {"name": "Vendor-call ledger hourly rollup", "task": "portal.vendor_call_rollup", "every": 300},
 ]

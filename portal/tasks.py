@@ -12,3 +12,11 @@ def heartbeat(*, name: str = "beat") -> None:
     Heartbeat.objects.update_or_create(
         name=name, defaults={"beat_at": timezone.now(), "worker": socket.gethostname()}
     )
+
+
+@shared_task(name="portal.vendor_call_rollup", ignore_result=True, soft_time_limit=120, time_limit=150)
+def vendor_call_rollup() -> None:
+    """Count settled hours of the vendor-call ledger for the dashboard's error rates."""
+    from portal.ledger_rollup import vendor_call_rollup as rollup
+
+    rollup()
