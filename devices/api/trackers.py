@@ -21,8 +21,15 @@ from portal.api.errors import Conflict
 from portal.roles import FULFIL
 
 
+class NavixyGroupIdField(serializers.IntegerField):
+    """Written and read as the Navixy group id (0 = the default group), not the portal pk."""
+
+    def to_representation(self, value):
+        return value.navixy_id if value is not None else 0
+
+
 class TrackerSerializer(serializers.ModelSerializer):
-    group = serializers.IntegerField(
+    group = NavixyGroupIdField(
         required=False, allow_null=True, min_value=0,
         help_text="Navixy group id; 0 or null = the default group.",
     )
@@ -62,7 +69,7 @@ class TrackerSerializer(serializers.ModelSerializer):
 
     def to_representation(self, instance):
         data = super().to_representation(instance)
-        data["group"] = instance.group.navixy_id if instance.group_id else 0
+        data["group"] = data["group"] or 0
         return data
 
 
