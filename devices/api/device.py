@@ -6,12 +6,17 @@ from rest_framework import serializers, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
+from devices.api.databases import (
+    AddToDatabaseResultSerializer,
+    AddToDatabaseSerializer,
+    device_add_to_database_response,
+)
 from devices.models import Device
 from devices.services.contracts import device_contract_update
 from integrations.base import VendorError
 from portal.api.errors import error_response
 from portal.models import VendorCall
-from portal.roles import BILL, VIEW
+from portal.roles import BILL, FULFIL, VIEW
 
 
 class DeviceSerializer(serializers.ModelSerializer):
@@ -76,7 +81,7 @@ class DeviceViewSet(viewsets.ReadOnlyModelViewSet):
     filterset_class = DeviceFilter
     search_fields = ["=serial", "=imei", "=sim"]
     ordering_fields = ["id", "created_at", "serial"]
-    action_capabilities = {"contract": BILL, "vendor_calls": VIEW}
+    action_capabilities = {"contract": BILL, "vendor_calls": VIEW, "add_to_database": FULFIL}
 
     @extend_schema(request=ContractUpdateSerializer, responses={200: DeviceSerializer})
     @action(detail=True, methods=["post"])
@@ -101,3 +106,9 @@ class DeviceViewSet(viewsets.ReadOnlyModelViewSet):
         """The vendor calls made for this device (newest first, at most 200)."""
         device = self.get_object()
         return Response(VendorCallSerializer(device_vendor_calls(device)[:200], many=True).data)
+
+    @extend_schema(request=AddToDatabaseSerializer, responses=AddToDatabaseResultSerializer)
+    @action(detail=True, methods=["post"], url_path="add_to_database")
+    def add_to_database(self, request, pk=None):
+        """Add the device as an asset of a customer's MyGeotab database (idempotent)."""
+        return device_add_to_database_response(request, self.get_object())
