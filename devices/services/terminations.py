@@ -14,7 +14,7 @@ from datetime import date, datetime, time, timezone as dt_timezone
 from typing import Sequence
 
 from django.core.cache import cache
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, models, transaction
 from django.db.models import F, OuterRef, Subquery
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -108,19 +108,20 @@ def termination_apply_bulk(
     serials = list({item.serial for item in items})
     devices = {
         serial: (pk, status)
-        for pk, serial, status in Device.objects.select_for_update()
-        .filter(serial__in=serials).order_by("pk").values_list("pk", "serial", "status")
+        for pk, serial, status in where_in(Device.objects.select_for_update(), "serial", serials)
+        .order_by("pk").values_list("pk", "serial", "status")
     }
     live = {
         serial: (pk, status, run_id, device_id)
-        for pk, serial, status, run_id, device_id in Termination.objects.filter(
-            serial__in=serials, status__in=Termination.LIVE_STATUSES
-        ).values_list("pk", "serial", "status", "import_run_id", "device_id")
+        for pk, serial, status, run_id, device_id in where_in(Termination.objects, "serial", serials)
+        .filter(status__in=Termination.LIVE_STATUSES)
+        .values_list("pk", "serial", "status", "import_run_id", "device_id")
     }
 
     results: list[TerminationResult] = []
     seen: dict[str, int] = {}
-    new_terminations: list[Termination] = []
+    new_terminations: list[tuple] = []
+    actor_id = actor.pk if getattr(actor, "pk", None) else None
     confirm_ids: list[int] = []  # live manual terminations (pending/unknown) the sheet confirms
     to_terminate: dict[int, tuple[str, object, str]] = {}  # device pk → (from status, item, message)
     now = timezone.now()
@@ -169,25 +170,24 @@ def termination_apply_bulk(
         if device_pk is None:
             results.append(TerminationResult(item.number, serial, OUTCOME_UNKNOWN,
                                              "no device with this serial in the portal; kept for matching"))
-            new_terminations.append(_termination_from_item(item, source, import_run_id, actor, None,
-                                                           Termination.Status.UNMATCHED, ""))
+            new_terminations.append(_termination_row(item, source, import_run_id, actor_id, None,
+                                                     Termination.Status.UNMATCHED, "", now))
             continue
         if device_status == Device.Status.TERMINATED:
             results.append(TerminationResult(item.number, serial, OUTCOME_ALREADY,
                                              "device already terminated", device_pk))
             continue
-        new_terminations.append(_termination_from_item(item, source, import_run_id, actor, device_pk,
-                                                       Termination.Status.APPLIED, device_status, now))
+        new_terminations.append(_termination_row(item, source, import_run_id, actor_id, device_pk,
+                                                 Termination.Status.APPLIED, device_status, now))
         to_terminate[device_pk] = (device_status, item, f"terminated by the {label}")
         results.append(TerminationResult(item.number, serial, OUTCOME_APPLIED, "", device_pk))
 
     if dry_run:
         return results
 
-    if new_terminations:
-        Termination.objects.bulk_create(new_terminations, batch_size=2000)
+    bulk_insert_rows(Termination, TERMINATION_ROW_FIELDS, new_terminations)
     if confirm_ids:
-        Termination.objects.filter(pk__in=confirm_ids).update(
+        where_in(Termination.objects, "id", confirm_ids).update(
             status=Termination.Status.APPLIED, applied_at=now, updated_at=now, error="",
             device_id=Coalesce(F("device_id"), Subquery(Device.objects.filter(serial=OuterRef("serial")).values("pk")[:1])),
         )
@@ -197,39 +197,93 @@ def termination_apply_bulk(
     return results
 
 
-def _termination_from_item(item, source, import_run_id, actor, device_pk, status, previous_status, now=None):
-    return Termination(
-        device_id=device_pk, serial=item.serial, source=source, status=status,
-        terminated_on=item.terminated_on, reason_id=item.reason_id, reason_name=item.reason[:200],
-        account=item.account[:64], imei=item.imei[:32], comments=item.comments[:500],
-        previous_status=previous_status or "", actor=actor if getattr(actor, "pk", None) else None,
-        import_run_id=import_run_id, applied_at=now if status == Termination.Status.APPLIED else None,
+TERMINATION_ROW_FIELDS = (
+    "device_id", "serial", "source", "status", "terminated_on", "reason_id", "reason_name", "account", "imei",
+    "comments", "previous_status", "error", "actor_id", "import_run_id", "applied_at", "created_at", "updated_at",
+)
+
+
+def _termination_row(item, source, import_run_id, actor_id, device_pk, status, previous_status, now) -> tuple:
+    return (
+        device_pk, item.serial, str(source), str(status), item.terminated_on, item.reason_id, item.reason[:200],
+        item.account[:64], item.imei[:32], item.comments[:500], previous_status or "", "", actor_id,
+        import_run_id, now if status == Termination.Status.APPLIED else None, now, now,
     )
+
+
+def where_in(queryset, column: str, values):
+    """``column IN values`` for thousands of values. On PostgreSQL one array parameter
+    (``= ANY(%s)``): binding thousands of separate parameters costs more than the query itself."""
+    values = list(values)
+    if connection.vendor == "postgresql":
+        table = connection.ops.quote_name(queryset.model._meta.db_table)
+        return queryset.extra(where=[f"{table}.{connection.ops.quote_name(column)} = ANY(%s)"], params=[values])
+    return queryset.filter(**{f"{column}__in": values})
+
+
+def bulk_insert_rows(model, fields: Sequence[str], rows: Sequence[Sequence]) -> int:
+    """Insert many rows in one statement. On PostgreSQL through COPY: the ORM's multi-row INSERT
+    spends most of its time building and binding parameters (≈1 ms a row for these tables),
+    COPY streams them. Elsewhere bulk_create. Values are given for every listed field
+    (auto_now fields included); JSON fields take Python objects."""
+    if not rows:
+        return 0
+    if connection.vendor == "postgresql":
+        from psycopg.types.json import Jsonb
+
+        opts = model._meta
+        model_fields = [opts.get_field(name) for name in fields]
+        json_at = [i for i, f in enumerate(model_fields) if isinstance(f, models.JSONField)]
+        quote = connection.ops.quote_name
+        columns = ", ".join(quote(f.column) for f in model_fields)
+        with connection.cursor() as cursor:
+            with cursor.copy(f"COPY {quote(opts.db_table)} ({columns}) FROM STDIN") as copy:
+                for row in rows:
+                    if json_at:
+                        row = list(row)
+                        for i in json_at:
+                            row[i] = Jsonb(row[i])
+                    copy.write_row(row)
+    else:
+        model.objects.bulk_create([model(**dict(zip(fields, row))) for row in rows], batch_size=2000)
+    return len(rows)
 
 
 def _devices_mark_terminated(to_terminate: dict, *, source, import_run_id, actor, now) -> None:
     """Bulk form of device_transition(to TERMINATED): every status may go to TERMINATED
     (Device.TRANSITIONS), so one UPDATE per termination date plus one history INSERT."""
-    by_day: dict[date | None, list[int]] = {}
-    for device_pk, (_, item, _) in to_terminate.items():
-        by_day.setdefault(item.terminated_on, []).append(device_pk)
-    for day, pks in by_day.items():
-        Device.objects.filter(pk__in=pks).exclude(status=Device.Status.TERMINATED).update(
-            status=Device.Status.TERMINATED, terminated_at=_as_datetime(day), updated_at=now
-        )
-    request_id = current_request_id()[:64]
-    actor = actor if getattr(actor, "pk", None) else None
-    DeviceEvent.objects.bulk_create(
-        [
-            DeviceEvent(
-                device_id=device_pk, kind="status", from_status=from_status, to_status=Device.Status.TERMINATED,
-                message=_event_message(message, item)[:500], actor=actor, request_id=request_id,
-                data={"termination_source": str(source), "import_run_id": import_run_id, "row": item.number,
-                      "terminated_on": item.terminated_on.isoformat() if item.terminated_on else None},
+    if connection.vendor == "postgresql":
+        # One statement for the batch, each device with its own termination time (unnest join).
+        pks = list(to_terminate)
+        moments = [_as_datetime(to_terminate[pk][1].terminated_on) for pk in pks]
+        table = connection.ops.quote_name(Device._meta.db_table)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {table} AS d SET status = %s, terminated_at = v.moment, updated_at = %s "
+                "FROM unnest(%s::bigint[], %s::timestamptz[]) AS v(id, moment) "
+                "WHERE d.id = v.id AND d.status <> %s",
+                [Device.Status.TERMINATED.value, now, pks, moments, Device.Status.TERMINATED.value],
             )
+    else:
+        by_day: dict[date | None, list[int]] = {}
+        for device_pk, (_, item, _) in to_terminate.items():
+            by_day.setdefault(item.terminated_on, []).append(device_pk)
+        for day, day_pks in by_day.items():
+            Device.objects.filter(pk__in=day_pks).exclude(status=Device.Status.TERMINATED).update(
+                status=Device.Status.TERMINATED, terminated_at=_as_datetime(day), updated_at=now
+            )
+    request_id = current_request_id()[:64]
+    actor_id = actor.pk if getattr(actor, "pk", None) else None
+    bulk_insert_rows(
+        DeviceEvent,
+        ("device_id", "kind", "from_status", "to_status", "message", "data", "actor_id", "request_id", "created_at"),
+        [
+            (device_pk, "status", from_status, Device.Status.TERMINATED.value, _event_message(message, item)[:500],
+             {"termination_source": str(source), "import_run_id": import_run_id, "row": item.number,
+              "terminated_on": item.terminated_on.isoformat() if item.terminated_on else None},
+             actor_id, request_id, now)
             for device_pk, (from_status, item, message) in to_terminate.items()
         ],
-        batch_size=2000,
     )
 
 

@@ -28,13 +28,13 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from devices.services.terminations import termination_apply_bulk, termination_match_unmatched
+from devices.services.terminations import bulk_insert_rows, termination_apply_bulk, termination_match_unmatched
 from ingestion.models import TerminationImportRow, TerminationImportRun, TerminationSource
 from ingestion.services.sheets import SheetError, sheet_read_rows
 
 logger = logging.getLogger(__name__)
 
-BATCH_SIZE = int(getattr(settings, "TERMINATION_IMPORT_BATCH_SIZE", 2000))
+BATCH_SIZE = int(getattr(settings, "TERMINATION_IMPORT_BATCH_SIZE", 5000))
 MAX_BYTES = int(getattr(settings, "TERMINATION_SHEET_MAX_BYTES", 256 * 1024 * 1024))
 MAX_ROWS = int(getattr(settings, "TERMINATION_SHEET_MAX_ROWS", 2_000_000))
 # A run still "running" after this long died with its worker: its claim is released.
@@ -261,6 +261,9 @@ def _apply_sheet(run: TerminationImportRun, path: str, *, dry_run: bool, actor) 
     _apply_batch(run, batch, dry_run=dry_run, actor=actor)
 
 
+REPORT_ROW_FIELDS = ("run_id", "row_number", "serial", "terminated_on", "outcome", "message", "device_id")
+
+
 def _apply_batch(run: TerminationImportRun, batch: list, *, dry_run: bool, actor) -> None:
     """One transaction per batch: its terminations, device updates, history, effects, report rows
     and the run's counters commit together, so a crash never leaves a half-applied batch."""
@@ -274,21 +277,19 @@ def _apply_batch(run: TerminationImportRun, batch: list, *, dry_run: bool, actor
         )
         Outcome = TerminationImportRow.Outcome
         report = [
-            TerminationImportRow(run_id=run.pk, row_number=row.number, serial=(row.serial or row.raw_serial)[:64],
-                                 terminated_on=row.terminated_on, outcome=Outcome.INVALID, message=row.error[:300])
+            (run.pk, row.number, (row.serial or row.raw_serial)[:64], row.terminated_on, Outcome.INVALID.value,
+             row.error[:300], None)
             for row in batch if row.error
         ]
         dates = {row.number: row.terminated_on for row in valid}
         report.extend(
-            TerminationImportRow(run_id=run.pk, row_number=r.row_number, serial=r.serial,
-                                 terminated_on=dates.get(r.row_number), outcome=r.outcome,
-                                 message=r.message[:300], device_id=r.device_id)
+            (run.pk, r.row_number, r.serial, dates.get(r.row_number), r.outcome, r.message[:300], r.device_id)
             for r in results
         )
-        TerminationImportRow.objects.bulk_create(report, batch_size=BATCH_SIZE)
+        bulk_insert_rows(TerminationImportRow, REPORT_ROW_FIELDS, report)
         counts = {outcome: 0 for outcome in Outcome.values}
         for item in report:
-            counts[item.outcome] += 1
+            counts[item[4]] += 1
         latest = max((d for d in dates.values() if d), default=None)
         TerminationImportRun.objects.filter(pk=run.pk).update(
             total_rows=F("total_rows") + len(batch),
