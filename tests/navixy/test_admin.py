@@ -1,0 +1,122 @@
+"""Admin: the register form follows the plugin, bad input gets field messages and no tracker,
+bulk upload previews (dry run) and reports bad rows by number, actions honour roles."""
+
+import io
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.urls import reverse
+
+from devices.models import Tracker
+from devices.services import trackers as svc
+
+from .conftest import GOOD_PHONE, fmb140_input, luhn_imei
+
+pytestmark = pytest.mark.django_db
+
+REGISTER = "admin:devices_tracker_register"
+
+
+@pytest.fixture
+def staff(client, fulfilment_user):
+    client.force_login(fulfilment_user)
+    return client
+
+
+def test_register_form_fields_follow_the_plugin(offline_catalogue, staff):
+    page = staff.get(reverse(REGISTER)).content.decode()
+    assert 'name="plugin"' in page and 'name="label"' not in page
+    device = staff.get(reverse(REGISTER), {"plugin": 37}).content.decode()
+    assert 'name="device_id"' in device and 'name="notification_phone"' not in device
+    assert 'class="required">Activation code' in device
+    mobile = staff.get(reverse(REGISTER), {"plugin": 35}).content.decode()
+    assert 'name="device_id"' not in mobile and 'name="phone"' not in mobile
+    assert 'name="notification_phone"' in mobile and "mobile_unknown_xgps" in mobile and "telfmb140" not in mobile
+    assert 'class="required">Activation code' not in mobile
+
+
+def test_register_valid_and_invalid(offline_catalogue, staff, enqueued, django_capture_on_commit_callbacks):
+    url = reverse(REGISTER) + "?plugin=44"
+    bad = staff.post(url, {**fmb140_input(device_id="356938035643808", phone="12", apn_name=""), "group": ""})
+    assert bad.status_code == 200
+    page = bad.content.decode()
+    assert "check digit" in page and "international" in page and "APN name is required" in page
+    assert Tracker.objects.count() == 0
+    with django_capture_on_commit_callbacks(execute=True):
+        ok = staff.post(url, {**fmb140_input(), "group": ""})
+    assert ok.status_code == 302
+    tracker = Tracker.objects.get()
+    assert tracker.state == "registering" and tracker.apn_password == "passwd"
+    assert enqueued == [("register", tracker.pk)]
+    # The change page never shows the secrets.
+    change = staff.get(reverse("admin:devices_tracker_change", args=[tracker.pk])).content.decode()
+    assert "passwd" not in change
+
+
+def test_viewer_cannot_register(offline_catalogue, client, viewer):
+    client.force_login(viewer)
+    assert client.get(reverse(REGISTER), {"plugin": 44}).status_code == 403
+    assert client.get(reverse("admin:devices_tracker_bulk")).status_code == 403
+
+
+def _xlsx(rows):
+    from openpyxl import Workbook
+
+    wb = Workbook()
+    for row in rows:
+        wb.active.append(row)
+    buf = io.BytesIO()
+    wb.save(buf)
+    return buf.getvalue()
+
+
+def test_bulk_xlsx_dry_run_then_register(offline_catalogue, staff, enqueued, django_capture_on_commit_callbacks):
+    content = _xlsx([
+        ["Label", "Plugin", "Model", "IMEI", "Phone", "APN name", "Activation code"],
+        ["Van A", 44, "telfmb140", 356938035643809, int(GOOD_PHONE), "internet", None],
+        ["Van B", 37, "telfmb140", luhn_imei("35693803564390"), "4915112345670", "internet", None],
+        [None, None, None, None, None, None, None],
+        ["", 44, "telfmb140", luhn_imei("35693803564391"), "4915112345671", "internet", None],
+        ["Van D", 44, "telfmb140", luhn_imei("35693803564392"), "4915112345672", "internet", None],
+    ])
+    url = reverse("admin:devices_tracker_bulk")
+
+    def post(dry_run):
+        f = SimpleUploadedFile("t.xlsx", content)
+        return staff.post(url, {"file": f, **({"dry_run": "on"} if dry_run else {})})
+
+    page = post(True).content.decode()
+    assert "Dry run" in page and Tracker.objects.count() == 0
+    assert "<td>3</td>" in page and "requires an activation code" in page
+    assert "<td>5</td>" in page and "label" in page
+    with django_capture_on_commit_callbacks(execute=True):
+        page = post(False).content.decode()
+    assert sorted(Tracker.objects.values_list("label", flat=True)) == ["Van A", "Van D"]
+    assert "queued (#" in page and len(enqueued) == 2
+    assert Tracker.objects.get(label="Van A").device_id == "356938035643809"
+
+
+def test_bulk_rejects_unreadable_files(offline_catalogue, staff):
+    url = reverse("admin:devices_tracker_bulk")
+    page = staff.post(url, {"file": SimpleUploadedFile("t.xlsx", b"not a zip")}).content.decode()
+    assert "Cannot read the XLSX file" in page
+    page = staff.post(url, {"file": SimpleUploadedFile("t.csv", b"label,colour\nx,red\n")}).content.decode()
+    assert "Unknown column" in page
+
+
+def test_changelist_filters_and_actions(offline_catalogue, staff, enqueued, django_capture_on_commit_callbacks):
+    failed = svc.tracker_create(data=fmb140_input(), submit=False)
+    Tracker.objects.filter(pk=failed.pk).update(state="failed")
+    url = reverse("admin:devices_tracker_changelist")
+    for query in ({}, {"state__exact": "failed"}, {"plugin_id__exact": 44}, {"model_code": "telfmb140"}):
+        assert staff.get(url, query).status_code == 200
+    with django_capture_on_commit_callbacks(execute=True):
+        staff.post(url, {"action": "retry_registration", "_selected_action": [failed.pk]})
+    failed.refresh_from_db()
+    assert failed.state == "registering" and enqueued == [("register", failed.pk)]
+    Tracker.objects.filter(pk=failed.pk).update(state="registered", navixy_tracker_id=5)
+    staff.post(url, {"action": "resend_setup", "_selected_action": [failed.pk]})
+    staff.post(url, {"action": "refresh_from_navixy", "_selected_action": [failed.pk]})
+    assert ("register_retry", failed.pk) in enqueued and ("refresh", failed.pk) in enqueued
+    staff.post(reverse("admin:devices_tracker_refresh_catalogues"))
+    assert ("catalogue",) in enqueued
