@@ -41,20 +41,25 @@ class _ProcessLockedTokenStore:
             yield self.inner.get(key)
 
 
+def shared_token_store():
+    """The token store every worker shares (see _ProcessLockedTokenStore for SQLite)."""
+    from portal.vendor import DatabaseTokenStore
+
+    store = DatabaseTokenStore()
+    return _ProcessLockedTokenStore(store) if connection.vendor == "sqlite" else store
+
+
 def myadmin_client():
     """The MyAdmin JSON-RPC client: one session shared by every worker (DatabaseTokenStore),
     the client-side rate limiter on the shared cache."""
     from integrations.myadmin import MyAdminClient
-    from portal.vendor import CacheRateLimiter, DatabaseTokenStore
+    from portal.vendor import CacheRateLimiter
 
-    store = DatabaseTokenStore()
-    if connection.vendor == "sqlite":
-        store = _ProcessLockedTokenStore(store)
     return MyAdminClient(
         settings.MYADMIN_API_URL,
         settings.MYADMIN_USERNAME,
         settings.MYADMIN_PASSWORD,
-        token_store=store,
+        token_store=shared_token_store(),
         rate_limiter=CacheRateLimiter(),
         **vendor_timeouts(),
     )

@@ -1,6 +1,7 @@
 from django.contrib import admin
 
 from devices.admin.databases import add_to_customer_database, first_data_sent
+from devices.admin.provisioning import device_minted_by, device_vendor_calls, update_contract
 from devices.models import Device, DeviceEvent
 from portal.roles import RoleAwareAdminMixin
 
@@ -26,6 +27,6 @@ class DeviceAdmin(RoleAwareAdminMixin, admin.ModelAdmin):
     list_per_page = 100
     readonly_fields = ("serial", "product_id", "product_type", "erp_no", "status", "database_name",
                        "ready_for_data_at", first_data_sent, "mygeotab_device_id", "terminated_at", "created_at",
-                       "updated_at")
-    actions = [add_to_customer_database]
+                       "updated_at", "comments", "promo_code", "group_id", device_minted_by, device_vendor_calls)
+    actions = [add_to_customer_database, update_contract]
     inlines = [DeviceEventInline]

@@ -1,7 +1,8 @@
 import pytest
 
 from integrations.myadmin import MyAdminClient
-from portal.vendor import CacheRateLimiter, DatabaseTokenStore
+from portal.clients import shared_token_store
+from portal.vendor import CacheRateLimiter
 
 
 @pytest.fixture
@@ -33,7 +34,7 @@ def myadmin(portal_myadmin):
     """A client like the portal's, with backoff sleeps skipped."""
     return MyAdminClient(
         portal_myadmin.MYADMIN_API_URL, portal_myadmin.MYADMIN_USERNAME, portal_myadmin.MYADMIN_PASSWORD,
-        token_store=DatabaseTokenStore(), rate_limiter=CacheRateLimiter(sleep=lambda s: None),
+        token_store=shared_token_store(), rate_limiter=CacheRateLimiter(sleep=lambda s: None),
         connect_timeout=1, read_timeout=portal_myadmin.VENDOR_READ_TIMEOUT, sleep=lambda s: None,
     )
 
