@@ -8,6 +8,9 @@ PERIODIC_TASKS = [
      "crontab": {"minute": "30", "hour": "6"}},
     {"name": "Reconcile manual terminations of unknown outcome", "task": "devices.termination_reconcile_pending",
      "every": 300},
+    # Safety net for a missed or late sheet: ask MyAdmin which of our devices it has terminated.
+    {"name": "Reconcile terminations with MyAdmin", "task": "devices.terminations_reconcile_from_myadmin",
+     "crontab": {"minute": "0", "hour": "8"}},
     # Device records → DIG: the forwarder chains itself while there is backlog; beat restarts it
     # (and covers a lost enqueue). Invalid-record feedback, release of held records, retention.
     {"name": "Forward device records to DIG", "task": "ingestion.records_forward", "every": 10},

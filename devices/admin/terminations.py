@@ -53,7 +53,7 @@ class ManualTerminationForm(forms.ModelForm):
 class TerminationAdmin(RoleAwareAdminMixin, admin.ModelAdmin):
     list_display = ("serial", "device", "status", "source", "terminated_on", "reason_name", "account",
                     "actor", "import_run", "created_at")
-    list_filter = ("status", "source", "terminated_on", "reason_name")
+    list_filter = ("status", "source", "terminated_on", "reason_name", "account")
     search_fields = ("=serial", "=account", "=imei")
     date_hierarchy = "terminated_on"
     list_select_related = ("device", "actor", "import_run")

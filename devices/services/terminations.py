@@ -499,6 +499,58 @@ def termination_reconcile_pending(*, older_than_seconds: int = 120, limit: int =
     return len(ids)
 
 
+def terminations_reconcile_from_myadmin(*, accounts: Sequence[str] | None = None, batch_size: int = 1000) -> int:
+    """Terminations MyAdmin knows and the portal does not (terminated in MyAdmin by the partner,
+    sheet not received): page `GetDeviceContracts` per account and apply the terminated ones as
+    source "reconciled". Read-only towards MyAdmin; idempotent. Returns how many were applied."""
+    from integrations.base import VendorError, vendor_call_context
+    from portal.clients import myadmin_client
+
+    if accounts is None:
+        accounts = list(Device.objects.exclude(status=Device.Status.TERMINATED).order_by()
+                        .values_list("erp_no", flat=True).distinct())
+    client = myadmin_client()
+    applied = 0
+    for account in accounts:
+        pending: list[_ContractItem] = []
+        try:
+            with vendor_call_context(target=f"reconcile-terminations:{account}"):
+                for contract in client.get_device_contracts(for_account=account):
+                    if not getattr(contract, "is_terminated", False) or not getattr(contract, "serial_no", ""):
+                        continue
+                    pending.append(_ContractItem(contract, account))
+                    if len(pending) >= batch_size:
+                        applied += _apply_reconciled(pending)
+                        pending = []
+        except VendorError as exc:
+            logger.warning("termination reconciliation for %s stopped: %s", account, exc)
+        applied += _apply_reconciled(pending)
+    return applied
+
+
+class _ContractItem:
+    __slots__ = ("number", "serial", "terminated_on", "reason", "reason_id", "account", "imei", "comments")
+
+    def __init__(self, contract, account: str):
+        self.number, self.serial = 0, str(contract.serial_no).upper()
+        day = getattr(contract, "terminated_date", None)
+        self.terminated_on = day.date() if day else None
+        self.reason, self.reason_id, self.account = "", None, account
+        self.imei, self.comments = "", "Terminated in MyAdmin (found by reconciliation)"
+
+
+def _apply_reconciled(items: list) -> int:
+    if not items:
+        return 0
+    with transaction.atomic():
+        # Only serials the portal holds and has not terminated: unknown ones are not ours to keep.
+        wanted = set(where_in(Device.objects, "serial", [i.serial for i in items])
+                     .exclude(status=Device.Status.TERMINATED).values_list("serial", flat=True))
+        results = termination_apply_bulk(items=[i for i in items if i.serial in wanted],
+                                          source=Termination.Source.RECONCILED, label="reconciliation with MyAdmin")
+    return sum(1 for r in results if r.outcome == OUTCOME_APPLIED)
+
+
 def termination_cancel(*, termination: Termination, actor=None) -> Termination:
     """Cancel a manual termination at MyAdmin (`CancelDeviceTerminationAsync`) while MyAdmin still
     holds it as pending. The device goes back to the status it had before."""

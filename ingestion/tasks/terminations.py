@@ -37,3 +37,12 @@ def termination_reconcile_pending() -> int:
     from devices.services.terminations import termination_reconcile_pending as reconcile
 
     return reconcile()
+
+
+@shared_task(name="devices.terminations_reconcile_from_myadmin", ignore_result=True, soft_time_limit=1500,
+             time_limit=1800)
+def terminations_reconcile_from_myadmin() -> int:
+    """Daily: apply terminations MyAdmin reports that the portal has not seen (read-only calls)."""
+    from devices.services.terminations import terminations_reconcile_from_myadmin as reconcile
+
+    return reconcile()

@@ -223,3 +223,21 @@ def test_unreachable_url_and_http_errors_fail_clearly(myadmin, fault):
     run = termination_sheet_import(source=down)
     assert run.status == TerminationImportRun.Status.FAILED and "HTTP 503" in run.error
     assert termination_sheet_import(source=down).status == TerminationImportRun.Status.FAILED  # empty sheet
+
+
+def test_reconciliation_applies_terminations_made_in_myadmin(pair):
+    from django.utils import timezone
+
+    from devices.services.terminations import terminations_reconcile_from_myadmin
+
+    device, remote = pair()
+    other, _ = pair("CX1000000002")
+    remote.terminated_at, remote.termination_reason_id = timezone.now() - timezone.timedelta(days=3), 5
+    remote.save()
+    assert terminations_reconcile_from_myadmin(accounts=["INTEG01"]) == 1
+    t = Termination.objects.get(serial=device.serial)
+    assert (t.source, t.status, t.terminated_on) == ("reconciled", "applied", remote.terminated_at.date())
+    device.refresh_from_db()
+    other.refresh_from_db()
+    assert device.status == Device.Status.TERMINATED and other.status == Device.Status.ACTIVE
+    assert terminations_reconcile_from_myadmin() == 0  # idempotent
