@@ -51,3 +51,17 @@ bench-quick: install
 
 clean:
 	rm -rf var .pytest_cache
+
+# deploy/Procfile's processes (gunicorn, 2 Celery workers, one beat) on PostgreSQL + Redis,
+# locally; DATABASE_URL / CELERY_BROKER_URL default to the local servers (scripts/prod_like.sh).
+run-prod-like: install
+	@scripts/prod_like.sh
+
+# The whole reliability campaign (docs/reliability.md): hostile input at full size, load and
+# faults on a production-like stack of its own (own Redis, own `portal_proof` database), then
+# the figures table. Needs PostgreSQL at PROOF_PG_URL (default postgres://postgres@127.0.0.1:5432).
+proof: install
+	SCHEMATHESIS_EXAMPLES=100 FUZZ_EXAMPLES=200 $(BIN)/pytest tests/security
+	$(BIN)/python proof/load.py
+	$(BIN)/python proof/faults.py
+	$(BIN)/python bench/report.py

@@ -47,3 +47,11 @@ loglevel = os.environ.get("GUNICORN_LOG_LEVEL", "info")
 access_log_format = '%(h)s "%(m)s %(U)s %(H)s" %(s)s %(B)s %(M)sms rid=%({x-request-id}o)s'
 
 proc_name = "portal-web"
+
+# gunicorn's control socket defaults to one per-user path, so two gunicorns of one user (a
+# prod-like run beside the proof stack, two sites on a host) would fight over it; under
+# systemd, HUP/TERM do the same job. Set GUNICORN_CONTROL_SOCKET (e.g. /run/portal-web/gunicorn.ctl)
+# to get `gunicornc` back.
+control_socket_disable = not os.environ.get("GUNICORN_CONTROL_SOCKET")
+if os.environ.get("GUNICORN_CONTROL_SOCKET"):
+    control_socket = os.environ["GUNICORN_CONTROL_SOCKET"]

@@ -193,7 +193,7 @@ class Stack:
 
     def start_worker(self, index: int) -> None:
         self.workers[index] = self._spawn(f"worker{index}", [
-            str(VENV_BIN / "celery"), "-A", "portal", "worker", "--loglevel", "WARNING",
+            str(VENV_BIN / "celery"), "-A", "portal", "worker", "--loglevel", "INFO",
             "--concurrency", str(self.worker_concurrency), "--hostname", f"proof{index}@%h",
             "--without-mingle", "--without-gossip",
         ])
@@ -224,6 +224,8 @@ class Stack:
     def start(self) -> Stack:
         self._secret_key = secrets.token_urlsafe(48)
         self.var_dir.mkdir(parents=True, exist_ok=True)
+        for old in self.log_dir.glob("*.log"):  # one run's logs; restarts within it append
+            old.unlink()
         if self.use_proxy:
             parts = self._pg_parts()
             self.proxy = self._spawn("pgproxy", [
