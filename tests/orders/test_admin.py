@@ -40,11 +40,12 @@ def test_changelist_query_count_is_constant(synced, admin_client_for, fulfilment
     client = admin_client_for(fulfilment_user)
     url = reverse("admin:orders_order_changelist")
     synced(1, 2)
+    client.get(url)  # warm per-process caches (content types, site)
     small, _ = _get(client, url)
     synced(100, 20)
     large, response = _get(client, url)
     assert small == large
-    assert large <= 14
+    assert large == 11  # session, user, roles, filters (resellers, accounts), page, date hierarchy…
     assert b"PO-101" in response.content
 
 
@@ -64,6 +65,7 @@ def test_change_page_query_count_is_pinned(synced, admin_client_for, fulfilment_
     order = Order.objects.get()
     client = admin_client_for(fulfilment_user)
     url = reverse("admin:orders_order_change", args=[order.pk])
+    client.get(url)  # warm per-process caches (content types, site)
     first, response = _get(client, url)
     assert b"Start review" in response.content and b"Provision serials" not in response.content
     order.items.first().__class__.objects.bulk_create(
@@ -71,7 +73,7 @@ def test_change_page_query_count_is_pinned(synced, admin_client_for, fulfilment_
          for _ in range(10)])
     again, _ = _get(client, url)
     assert first == again
-    assert first <= 30
+    assert first == 10
 
 
 def test_order_page_actions_follow_roles(synced, admin_client_for, fulfilment_user, billing_user):
