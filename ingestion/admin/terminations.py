@@ -8,7 +8,7 @@ from django.contrib import admin, messages
 from django.http import StreamingHttpResponse
 from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 
 from ingestion.models import TerminationImportRow, TerminationImportRun, TerminationSource
 from ingestion.services.terminations import termination_import_report_rows, termination_sheet_import
@@ -56,23 +56,6 @@ class ImportFileForm(forms.ModelForm):
         fields = []
 
 
-class TerminationImportRowInline(admin.TabularInline):
-    """The first rows of the report that are not plain successes; the full report is linked."""
-
-    model = TerminationImportRow
-    fields = ("row_number", "serial", "terminated_on", "outcome", "message", "device_id")
-    readonly_fields = fields
-    extra = 0
-    max_num = 0
-    can_delete = False
-    verbose_name_plural = "Report: rows needing attention (first 50; see the full report)"
-
-    def get_queryset(self, request):
-        qs = super().get_queryset(request).exclude(outcome=TerminationImportRow.Outcome.APPLIED)
-        ids = list(qs.order_by("run_id", "row_number").values_list("pk", flat=True)[:50])
-        return super().get_queryset(request).filter(pk__in=ids)
-
-
 @admin.register(TerminationImportRun)
 class TerminationImportRunAdmin(RoleAwareAdminMixin, admin.ModelAdmin):
     list_display = ("id", "started_at", "source", "filename", "sheet_date", "status", "dry_run", "total_rows",
@@ -85,14 +68,23 @@ class TerminationImportRunAdmin(RoleAwareAdminMixin, admin.ModelAdmin):
     readonly_fields = ("source", "filename", "sheet_date", "sha256", "claims_sheet", "dry_run", "status",
                        "total_rows", "applied_count", "already_count", "unknown_count", "duplicate_count",
                        "invalid_count", "error", "duplicate_of", "actor", "started_at", "finished_at",
-                       "report_links")
-    inlines = [TerminationImportRowInline]
+                       "report_links", "rows_needing_attention")
 
     @admin.display(description="Report")
     def report_links(self, obj):
         rows = reverse("admin:ingestion_terminationimportrow_changelist") + f"?run__id__exact={obj.pk}"
         download = reverse("admin:ingestion_terminationimportrun_report", args=[obj.pk])
         return format_html('<a href="{}">Browse all rows</a> · <a href="{}">Download CSV</a>', rows, download)
+
+    @admin.display(description="Rows needing attention (first 50)")
+    def rows_needing_attention(self, obj):
+        rows = list(obj.rows.exclude(outcome=TerminationImportRow.Outcome.APPLIED).order_by("row_number")
+                    .values_list("row_number", "serial", "outcome", "message")[:50])
+        if not rows:
+            return "None"
+        body = format_html_join("", "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>", rows)
+        return format_html("<table><tr><th>Row</th><th>Serial</th><th>Outcome</th><th>Message</th></tr>{}</table>",
+                           body)
 
     def get_urls(self):
         extra = [path("<int:pk>/report.csv", self.admin_site.admin_view(self.report_csv),
@@ -121,9 +113,6 @@ class TerminationImportRunAdmin(RoleAwareAdminMixin, admin.ModelAdmin):
 
     def get_readonly_fields(self, request, obj=None):
         return self.readonly_fields if obj is not None else ()
-
-    def get_inlines(self, request, obj):
-        return self.inlines if obj is not None else []
 
     def has_add_permission(self, request):
         return has_capability(request.user, BILL) and super().has_add_permission(request)
