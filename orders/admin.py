@@ -2,7 +2,7 @@
 history inline, and the actions (each calls the same service as the API)."""
 
 from django.contrib import admin, messages
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Prefetch
 from django.http import HttpResponseNotAllowed, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
@@ -214,6 +214,8 @@ class OrderAdmin(RoleAwareAdminMixin, admin.ModelAdmin):
         return super().change_view(request, object_id, form_url, extra_context)
 
     def add_view(self, request, form_url="", extra_context=None):
+        if not self.has_add_permission(request):
+            raise PermissionDenied
         return HttpResponseRedirect(reverse("admin:orders_order_manual"))
 
     def has_add_permission(self, request):
@@ -245,8 +247,7 @@ class OrderAdmin(RoleAwareAdminMixin, admin.ModelAdmin):
                 "title": f"{order}", **extra}
 
     def _refuse(self, request, order):
-        self.message_user(request, "Your role does not allow this action.", level=messages.ERROR)
-        return self._back(order)
+        raise PermissionDenied("Your role does not allow this action.")
 
     def assign_view(self, request, object_id):
         order = get_object_or_404(Order.objects.select_related("account"), pk=object_id)
@@ -297,8 +298,7 @@ class OrderAdmin(RoleAwareAdminMixin, admin.ModelAdmin):
 
     def manual_view(self, request):
         if not has_capability(request.user, FULFIL):
-            self.message_user(request, "Your role does not allow this action.", level=messages.ERROR)
-            return HttpResponseRedirect(reverse("admin:orders_order_changelist"))
+            raise PermissionDenied("Your role does not allow this action.")
         form = ManualOrderForm(request.POST or None)
         if request.method == "POST" and form.is_valid():
             try:

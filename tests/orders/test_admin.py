@@ -130,7 +130,7 @@ def test_packing_slip(provisioned_order, admin_client_for, viewer):
 def test_manual_entry_view(catalogue, admin_client_for, fulfilment_user, viewer):
     url = reverse("admin:orders_order_manual")
     data = {"account_id": "ACME01", "purchase_order_number": "PO-EMAIL-7", "items": "INTEG-TRK-100, 2\nINTEG-HARNESS-9"}
-    admin_client_for(viewer).post(url, data)
+    assert admin_client_for(viewer).post(url, data).status_code == 403
     assert not Order.objects.exists()
     client = admin_client_for(fulfilment_user)
     bad = client.post(url, {**data, "items": "INTEG-TRK-100, two"})
