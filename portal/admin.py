@@ -52,7 +52,7 @@ class VendorCallAdmin(ExportMixin, ScalableAdminMixin, ReadOnlyAdmin):
     # A fixed list of systems: a plain "system" filter would SELECT DISTINCT over the ledger.
     list_filter = (choices_filter("system", VENDOR_SYSTEMS), "outcome")
     search_fields = ("=target", "=request_id", "error_name", "method")
-    list_per_page = 100
+    list_per_page = 50
     readonly_fields = ("next_step", "same_request")
     export_fields = ("started_at", "system", "method", "outcome", "http_status", "error_name",
                      "error_message", "duration_ms", "attempt", "target", "request_id", "url")

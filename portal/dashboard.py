@@ -82,8 +82,11 @@ def svg_bars(items, *, width: int = 320, bar_height: int = 16, label_width: int 
 
 def panel_orders(now):
     Order = _model("orders.Order")
-    by_status = dict(Order.objects.order_by().values_list("status").annotate(n=Count("pk")))
-    waiting = [s for s in ("new", "in_review", "approved", "provisioning", "ready_to_ship", "on_hold")]
+    waiting = ["new", "in_review", "approved", "provisioning", "ready_to_ship", "on_hold"]
+    # Only the open statuses: an index range on status, however many orders were fulfilled.
+    by_status = dict(
+        Order.objects.filter(status__in=waiting).order_by().values_list("status").annotate(n=Count("pk"))
+    )
     ages = Order.objects.filter(status__in=waiting).aggregate(
         oldest=Min("order_date"),
         over_1d=Count("pk", filter=Q(order_date__lt=now - timedelta(days=1))),
@@ -93,7 +96,7 @@ def panel_orders(now):
     labels = dict(Order._meta.get_field("status").choices)
     rows = [
         (labels.get(s, s), by_status.get(s, 0), changelist_url("orders.Order", status__exact=s), s == "on_hold")
-        for s in labels if by_status.get(s, 0) or s in waiting
+        for s in waiting
     ]
     oldest = ages["oldest"]
     return {
