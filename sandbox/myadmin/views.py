@@ -308,15 +308,22 @@ def update_device_contracts(user: SandboxUser, params: dict) -> None:
     serials = params.get("serialNos") or []
     if not isinstance(serials, list) or not serials:
         raise RpcError("ArgumentException", "serialNos is required")
-    devices = [_device(user, s) for s in serials]  # all or nothing
-    for device in devices:
-        if params.get("updateComments"):
-            device.comments = str(params.get("comments") or "")[:500]
-        if params.get("updatePromoCode"):
-            device.promo_code = str(params.get("promoCode") or "")[:64]
-        if params.get("updateGroupId"):
-            device.group_id = str(params.get("groupId") or "")[:64]
-        device.save(update_fields=["comments", "promo_code", "group_id"])
+    serials = [str(s) for s in serials]
+    devices = list(_visible_devices(user).filter(serial__in=serials))
+    missing = sorted(set(serials) - {d.serial for d in devices})
+    if missing:  # all or nothing
+        raise RpcError("MyAdminException", f"Device not found: {', '.join(missing[:10])}")
+    fields = []
+    for flag, field, key, limit in (("updateComments", "comments", "comments", 500),
+                                    ("updatePromoCode", "promo_code", "promoCode", 64),
+                                    ("updateGroupId", "group_id", "groupId", 64)):
+        if params.get(flag):
+            fields.append(field)
+            for device in devices:
+                setattr(device, field, str(params.get(key) or "")[:limit])
+    if fields:
+        SandboxDevice.objects.bulk_update(devices, fields, batch_size=500)
+    return None
 
 
 def terminate_device_billing(user: SandboxUser, params: dict) -> None:
