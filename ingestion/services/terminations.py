@@ -195,14 +195,14 @@ def termination_sheet_import(
         run.refresh_from_db()
         if dry_run:
             status = TerminationImportRun.Status.DRY_RUN
-        elif run.total_rows == 0:
-            return _finish(run, status=TerminationImportRun.Status.FAILED,
-                           error="The sheet has a header but no data rows.", release=True)
         elif run.invalid_count:
             status = TerminationImportRun.Status.PARTIAL
         else:
             status = TerminationImportRun.Status.SUCCEEDED
         error = f"{run.invalid_count} invalid rows skipped (see the report)." if run.invalid_count else ""
+        if run.total_rows == 0:
+            # A day without terminations: the sheet has its header and nothing else.
+            error = "The sheet lists no terminations."
         _finish(run, status=status, error=error)
         if not dry_run:
             # Serials unknown at earlier imports may belong to devices created since.

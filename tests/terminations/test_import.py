@@ -152,7 +152,6 @@ def test_report_csv_is_formula_safe(make_devices):
     (b"", "The file is empty."),
     (b"\x89PNG\r\n\x1a\n\x00\x00binary", "is not a CSV or XLSX file"),
     (b"Device,Date\nCX0000000001,2026-11-20\n", "No serial number column"),
-    (b"Serial Number,Termination Date\n", "no data rows"),
 ])
 def test_bad_files_fail_with_a_clear_reason_and_apply_nothing(make_devices, data, reason):
     make_devices(1)
@@ -160,6 +159,11 @@ def test_bad_files_fail_with_a_clear_reason_and_apply_nothing(make_devices, data
     assert run.status == Status.FAILED and reason in run.error
     assert not run.claims_sheet
     assert not Termination.objects.exists()
+
+
+def test_a_day_without_terminations_is_an_empty_successful_run(db):
+    run = termination_sheet_import(file=b"Serial Number,Termination Date\r\n", filename="quiet-day.csv")
+    assert (run.status, run.total_rows, run.error) == (Status.SUCCEEDED, 0, "The sheet lists no terminations.")
 
 
 def test_failed_run_releases_the_sheet_so_the_next_run_applies_it(make_devices, monkeypatch):
