@@ -116,3 +116,71 @@ def test_order_journey_sync_provision_assign_ship_push(page, login, shot, make_u
     assert int(page.inner_text('[data-figure="orders-waiting"]')) < waiting_before + Order.objects.filter(
         order_header_id__isnull=False).count()
     shot(page, "journey-dashboard-after")
+
+
+def test_register_a_tracker_on_navixy(page, login, shot, make_user, vendors):
+    from devices.models import Tracker
+
+    login(page, make_user("fulfilment"))
+    page.goto("/admin/devices/tracker/")
+    # The model catalogue comes from Navixy (the sandbox): refresh it first.
+    with page.expect_navigation():
+        page.click("form[action$='/refresh-catalogues/'] [type=submit]")
+    page.goto("/admin/devices/tracker/register/?plugin=44")
+    options = page.locator("select[name=model_code] option").all()
+    assert len(options) > 1, "the Navixy model catalogue was loaded"
+    page.select_option("select[name=model_code]", index=1)
+    page.fill("input[name=label]", "Van 7")
+    page.fill("input[name=device_id]", make_imei(77))
+    if page.locator("input[name=phone]").count():
+        page.fill("input[name=phone]", "4915112345678")
+    shot(page, "journey-tracker-register-form")
+    with page.expect_navigation():
+        page.click("#tracker-register-form [type=submit]")
+    errors = page.locator(".errorlist").all_inner_texts()
+    assert not errors, f"form errors: {errors}"
+    tracker = Tracker.objects.get(label="Van 7")
+    tracker.refresh_from_db()
+    assert tracker.navixy_tracker_id, "registered on the Navixy sandbox by the (eager) worker"
+    page.reload()
+    shot(page, "journey-tracker-registered")
+
+
+def test_upload_a_termination_sheet(page, login, shot, make_user, vendors):
+    import csv
+    import io
+
+    from devices.models import Device
+    from ingestion.models import TerminationImportRun
+
+    Device.objects.bulk_create([
+        Device(serial=f"CX{n:010d}", product_id=10032, product_type="CustomDevice", erp_no="ERP100", status="active")
+        for n in range(1, 4)
+    ])
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    writer.writerow(["Serial Number", "Termination Date", "Reason", "ERP", "IMEI"])
+    for serial in ("CX0000000001", "CX0000000002", "CX0000000099", "bad!"):
+        writer.writerow([serial, timezone.now().strftime("%m/%d/%Y"), "Customer request", "ERP100", ""])
+    user = make_user("billing")
+    login(page, user)
+    before = int(page.inner_text('[data-figure="terminations-14d"]'))
+
+    page.goto("/admin/ingestion/terminationimportrun/add/")
+    page.set_input_files("input[name=file]", files=[{"name": "terminations.csv", "mimeType": "text/csv",
+                                                     "buffer": buf.getvalue().encode()}])
+    with page.expect_navigation():
+        page.click("input[name=_save]")
+    run = TerminationImportRun.objects.get()
+    assert f"/{run.pk}/change/" in page.url
+    assert run.applied_count == 2 and run.invalid_count == 1
+    body = page.content()
+    assert "is not a serial number" in body  # the bad row is reported in plain words
+    if page.locator(".portal-job").count():  # once the import records a job: its bar finishes
+        page.wait_for_selector(".portal-job.is-finished")
+    shot(page, "journey-termination-import")
+    assert Device.objects.filter(status="terminated").count() == 2
+
+    page.goto("/admin/")
+    assert int(page.inner_text('[data-figure="terminations-14d"]')) >= before + 2
+    shot(page, "journey-dashboard-terminations")
