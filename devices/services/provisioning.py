@@ -101,11 +101,22 @@ def _fingerprint(*, product_id, erp_no, quantity, use_bulk, note) -> str:
     return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
 
 
-def provisioning_accounts() -> list[str] | None:
-    """The partner accounts the MyAdmin user may provision to (from its shared session; one
-    Authenticate at most). None when MyAdmin cannot be asked: the vendor then has the last word."""
+def provisioning_accounts(*, refresh_for: str | None = None) -> list[str] | None:
+    """The partner accounts the MyAdmin user may provision to, from its shared session (one
+    Authenticate at most). None when MyAdmin cannot be asked: the vendor then has the last word.
+
+    ``refresh_for``: an account missing from the stored list triggers one fresh Authenticate
+    (an account may have been granted since the session began) — at most every 10 minutes,
+    so repeated bad input cannot hammer MyAdmin's rate-limited Authenticate."""
+    from django.core.cache import cache
+
     try:
-        return _client().accounts()
+        client = _client()
+        accounts = client.accounts()
+        if refresh_for and refresh_for not in accounts and cache.add("provisioning:accounts-refresh", 1, 600):
+            client.credential.renew(client.credential.get())
+            accounts = client.accounts()
+        return accounts
     except VendorError as exc:
         logger.warning("could not read MyAdmin accounts: %s", exc)
         return None
@@ -166,7 +177,7 @@ def provisioning_request_create(
                 raise IdempotencyConflict(existing)
             return existing
 
-    accounts = provisioning_accounts()
+    accounts = provisioning_accounts(refresh_for=erp_no)
     if accounts is not None and erp_no not in accounts:
         raise ValidationError({"erp_no": [
             f"The MyAdmin user cannot provision to account {erp_no}; allowed: {', '.join(sorted(accounts)) or 'none'}."
