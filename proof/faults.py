@@ -44,7 +44,9 @@ from proof.stack import Stack
 
 RECOVERY_TARGET_S = 30
 PROBE_INTERVAL_S = 0.25
-PROVISION_ACCOUNT = "INTEG01"  # a partner account the MyAdmin sandbox seeds for the portal's user
+# Partner accounts the MyAdmin sandbox seeds for the portal's user. Requests are spread over
+# them: the portal works one unresolved call per account at a time (its "lane").
+PROVISION_ACCOUNTS = ("INTEG01", "ACME01", "FLEETCO")
 
 
 @dataclass
@@ -120,44 +122,56 @@ class Campaign:
                 body = None
             time.sleep(0.05)
 
-    def operations(self, *, provisions: int, terminations: int, reason_id: int | None) -> None:
-        """Staff-like billable work through the API: provisioning requests, then terminations
-        of devices minted during the campaign."""
+    def provision(self, conn, n: int) -> int:
+        body = {"product_id": 10032, "quantity": 1, "note": f"fault campaign #{n}",
+                "erp_no": PROVISION_ACCOUNTS[n % len(PROVISION_ACCOUNTS)]}
+        status, _, _ = _request(conn, "POST", "/api/v1/provisioning-requests/", self.data.tokens["billing"],
+                                json.dumps(body).encode())
+        with self.lock:
+            self.ops[f"provision {status}"] += 1
+        return status
+
+    def operations(self, *, provisions: int, to_terminate: list[int], reason_id: int | None) -> None:
+        """Staff-like billable work through the API while the faults happen: new provisioning
+        requests, and terminations of devices minted before the faults began."""
         token = self.data.tokens["billing"]
         conn = _connection(self.stack.url)
-        terminated: set[int] = set()
+        pending = list(to_terminate) if reason_id is not None else []
         made = 0
-        while not self.stop.is_set() and (made < provisions or len(terminated) < terminations):
+        while not self.stop.is_set() and (made < provisions or pending):
             try:
-                if made < provisions:
-                    body = {"product_id": 10032, "erp_no": PROVISION_ACCOUNT, "quantity": 1,
-                            "note": f"fault campaign #{made}"}
-                    status, _, _ = _request(conn, "POST", "/api/v1/provisioning-requests/", token,
-                                            json.dumps(body).encode())
+                if made < provisions and self.provision(conn, 1000 + made) in (200, 201, 202):
+                    made += 1
+                if pending:
+                    body = {"device": pending[0], "reason_id": reason_id, "comments": "fault campaign"}
+                    status, _, _ = _request(conn, "POST", "/api/v1/terminations/", token, json.dumps(body).encode())
                     with self.lock:
-                        self.ops[f"provision {status}"] += 1
-                    if status in (200, 201, 202):
-                        made += 1
-                if reason_id is not None and len(terminated) < terminations and made % 2 == 0:
-                    from devices.models import Device
-
-                    candidate = (Device.objects.filter(provisioning_request__isnull=False)
-                                 .exclude(pk__in=terminated).exclude(status=Device.Status.TERMINATED)
-                                 .order_by("pk").values_list("pk", flat=True).first())
-                    if candidate is not None:
-                        body = {"device": candidate, "reason_id": reason_id, "comments": "fault campaign"}
-                        status, _, _ = _request(conn, "POST", "/api/v1/terminations/", token,
-                                                json.dumps(body).encode())
-                        with self.lock:
-                            self.ops[f"terminate {status}"] += 1
-                        if status < 500:
-                            terminated.add(candidate)
+                        self.ops[f"terminate {status}"] += 1
+                    if status < 500:
+                        pending.pop(0)
             except Exception as exc:  # noqa: BLE001 — an outage: count it and go on
                 with self.lock:
                     self.ops[f"error {type(exc).__name__}"] += 1
                 conn.close()
                 conn = _connection(self.stack.url)
-            time.sleep(1.0)
+            time.sleep(2.0)
+
+    def warm_up_devices(self, count: int, *, timeout: float) -> list[int]:
+        """Mint `count` devices before the faults (one per partner account, so they run in
+        parallel lanes): the terminations sent during the faults need real MyAdmin serials."""
+        from devices.models import Device
+
+        conn = _connection(self.stack.url)
+        for n in range(count):
+            self.provision(conn, n)
+        conn.close()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            ids = list(Device.objects.filter(provisioning_request__isnull=False).values_list("pk", flat=True))
+            if len(ids) >= count:
+                return ids
+            time.sleep(2)
+        return list(Device.objects.filter(provisioning_request__isnull=False).values_list("pk", flat=True))
 
     # ------------------------------------------------------------------ faults
     def sandbox_fault(self, **fault) -> None:
@@ -328,12 +342,14 @@ def main() -> int:
             conn.close()
             reason = SandboxTerminationReason.objects.order_by("sort_id", "reason_id").first()
         campaign = Campaign(stack, data)
+        minted = campaign.warm_up_devices(len(PROVISION_ACCOUNTS), timeout=90)
+        print(f"faults: {len(minted)} devices minted before the faults (termination targets)", flush=True)
         bodies = collections.deque(record_bodies(data.serials, bodies=400, batch=250))
         threads = [threading.Thread(target=campaign.probe, daemon=True),
                    threading.Thread(target=campaign.intake, args=(bodies,), daemon=True),
                    threading.Thread(target=campaign.intake, args=(bodies,), daemon=True),
                    threading.Thread(target=campaign.operations, daemon=True, kwargs={
-                       "provisions": 8 if args.quick else 20, "terminations": 3 if args.quick else 8,
+                       "provisions": 6 if args.quick else 12, "to_terminate": minted,
                        "reason_id": reason.reason_id if reason else None})]
         for t in threads:
             t.start()
