@@ -41,3 +41,12 @@ def portal_dashboard(context):
     if request is None or not has_capability(request.user, VIEW):
         return None
     return {p["name"]: p for p in dashboard_panels()}
+
+
+@register.inclusion_tag("admin/portal/_vendor_status.html")
+def portal_vendor_status(obj):
+    """On an object's admin page: the last failed vendor call made for it, in plain words,
+    and what the portal will do next. Usage: {% load portal_admin %}{% portal_vendor_status original %}"""
+    from portal.vendor_status import vendor_status_for
+
+    return {"failures": vendor_status_for(obj)}

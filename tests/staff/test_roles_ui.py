@@ -75,3 +75,17 @@ def test_vendor_call_page_says_what_happens_next(viewer, client_for, make_call):
     html = client_for(viewer).get(reverse("admin:portal_vendorcall_change", args=[call.pk])).content.decode()
     assert "read timeout after 30 s" in html
     assert "waits for reconciliation" in html
+
+
+@pytest.mark.django_db
+def test_vendor_status_tag_explains_the_last_failure(make_call):
+    from django.template import Context, Template
+
+    group = Group.objects.create(name="g")
+    template = Template("{% load portal_admin %}{% portal_vendor_status obj %}")
+    assert "portal-vendor-status" not in template.render(Context({"obj": group}))
+    make_call(target=f"auth.Group:{group.pk}", outcome="rejected", error_message="Account ERP9 is not yours")
+    html = template.render(Context({"obj": group}))
+    assert "Account ERP9 is not yours" in html and "needs staff" in html
+    make_call(target=f"auth.Group:{group.pk}", outcome="ok")
+    assert "portal-vendor-status" not in template.render(Context({"obj": group}))
