@@ -120,7 +120,10 @@ def test_dropped_answer_is_reconciled_not_resent(catalogue, enqueued, navixy_api
     assert methods == ["tracker/register", "tracker/list"]
 
 
-def test_not_executed_retries_then_fails_and_unknown_ends_in_attention(catalogue, enqueued, fault):
+def test_not_executed_retries_then_fails_and_unknown_ends_in_attention(catalogue, enqueued, fault, monkeypatch):
+    from integrations import navixy as nx
+
+    monkeypatch.setattr(nx, "backoff_delay", lambda *args, **kwargs: 0.0)  # the client's own resends
     fault("outage", "tracker/register")
     tracker = svc.tracker_create(data=fmb140_input())
     assert svc.tracker_register(tracker_id=tracker.pk) == svc.Outcome.RETRY
