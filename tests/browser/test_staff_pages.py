@@ -57,6 +57,8 @@ def test_viewer_cannot_provision_billing_must_confirm(page, login, shot, make_us
     options = page.locator("select[name=action] option").all_inner_texts() if page.locator("select[name=action]").count() else []
     assert not any("Provision" in o for o in options)
     shot(page, "orders-viewer")
+    page.goto(f"/admin/orders/order/{order.pk}/change/")
+    assert page.locator("button:has-text('Provision serials')").count() == 0
     # Even a hand-made POST of the action is refused by the server.
     csrf = page.context.cookies()
     token = next(c["value"] for c in csrf if c["name"] == "csrftoken")
