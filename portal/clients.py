@@ -109,18 +109,44 @@ def dig_client():
 _process_token_store = None
 
 
-def _mygeotab_token_store():
-    """Sessions shared by every worker (DatabaseTokenStore) on PostgreSQL. On SQLite a
-    process-wide memory store instead: the database store holds a write lock across the login
-    request, and SQLite has one writer for the whole file, so the in-process sandbox answering
-    that login could not write its session until the lock was released (a self-deadlock)."""
-    global _process_token_store
+def _advisory_lock_token_store():
+    """DatabaseTokenStore whose lock is a PostgreSQL session advisory lock, not a transaction.
+
+    `DatabaseTokenStore.lock` holds a transaction open across the login request, so the
+    ledger row of a *failed* login is rolled back with it. An advisory lock keeps renewal
+    single-flight across workers and machines while every ledger row commits at once.
+    (Released by PostgreSQL if the worker dies while holding it.)"""
+    import contextlib
+    import hashlib
+
     from django.db import connection
 
     from portal.vendor import DatabaseTokenStore
 
-    if connection.vendor != "sqlite":
-        return DatabaseTokenStore()
+    class AdvisoryLockTokenStore(DatabaseTokenStore):
+        @contextlib.contextmanager
+        def lock(self, key: str):
+            lock_id = int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big", signed=True)
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_lock(%s)", [lock_id])
+            try:
+                yield self.get(key)
+            finally:
+                with connection.cursor() as cursor:
+                    cursor.execute("SELECT pg_advisory_unlock(%s)", [lock_id])
+
+    return AdvisoryLockTokenStore()
+
+
+def _mygeotab_token_store():
+    """Sessions shared by every worker on PostgreSQL (advisory-locked database store). On
+    SQLite a process-wide memory store instead: a database lock held across the login request
+    would block the in-process sandbox answering that login (one writer per SQLite file)."""
+    global _process_token_store
+    from django.db import connection
+
+    if connection.vendor == "postgresql":
+        return _advisory_lock_token_store()
     if _process_token_store is None:
         from integrations.base import MemoryTokenStore
 

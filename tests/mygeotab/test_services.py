@@ -4,6 +4,7 @@ the live sandbox: portal services → real SDK → MyGeotab simulator → MyAdmi
 from datetime import timedelta
 
 import pytest
+from django.db.models import Sum
 from django.utils import timezone
 
 from devices.models import CustomerDatabase, Device, DeviceEvent
@@ -15,7 +16,7 @@ from devices.services.databases import (
     devices_refresh_readiness,
 )
 from portal.models import VendorCall
-from sandbox.mygeotab.models import SandboxAsset
+from sandbox.mygeotab.models import SandboxAsset, SandboxRateWindow
 from tests.mygeotab.conftest import DEMO, OTHER
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -116,7 +117,7 @@ def test_bad_configuration_changes_nothing(customer_db, make_device, change, exp
 
 def test_precheck_refusals_make_no_call(customer_db, make_device):
     cases = [
-        (make_device("CX00000000123"), "at most 12"),  # 13 characters (SQLite does not enforce max_length)
+        (make_device("CX00000000#1"), "only letters and digits"),
         (make_device(erp_no="OTHER01"), "not linked"),
         (make_device(status=Device.Status.TERMINATED), "terminated"),
         (make_device(database_name="someone_else"), "already in MyGeotab database 'someone_else'"),
@@ -142,7 +143,12 @@ def test_bulk_add_stops_on_refused_credentials(customer_db, make_device):
     devices = [make_device() for _ in range(3)]
     results = devices_add_to_database(devices=devices, database=customer_db)
     assert [r.outcome for r in results] == [AddOutcome.FAILED] * 3
-    assert VendorCall.objects.filter(method="Authenticate").count() == 1
+    assert all("Wrong user name or password" in r.message for r in results)
+    # Counted by the sandbox itself (every login attempt counts against Geotab's 10/min).
+    logins = SandboxRateWindow.objects.filter(key__startswith="Authenticate|").aggregate(n=Sum("count"))["n"]
+    assert logins == 1
+    # ...and the refused login is in the ledger (not rolled back with a session lock).
+    assert list(VendorCall.objects.values_list("method", "outcome")) == [("Authenticate", "rejected")]
 
 
 def test_readiness_turns_on_and_releases_held_records(customer_db, make_device, myadmin, readiness_enqueued):
