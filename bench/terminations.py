@@ -52,8 +52,11 @@ def write_xlsx(path: Path, start: int, count: int) -> None:
     import openpyxl
 
     day = date(2026, 11, 20)
-    workbook = openpyxl.Workbook(write_only=True)
-    sheet = workbook.create_sheet("Terminations")
+    # A regular workbook, as Excel or a Google Sheets export writes it (shared strings); openpyxl's
+    # write-only mode would write inline strings, which are slower to read and not what partners send.
+    workbook = openpyxl.Workbook()
+    sheet = workbook.active
+    sheet.title = "Terminations"
     sheet.append(HEADER)
     for i in range(start, start + count):
         sheet.append([serial(i), day - timedelta(days=i % 5), "Customer cancelled", f"ERP{i % 50:03d}", f"36{i:013d}"])
