@@ -202,3 +202,17 @@ def test_server_redirection_via_path(make_client, live_server):
     client.add_device(serial="CX0000000013")
     urls = dict(VendorCall.objects.filter(method__in=["Add"]).values_list("method", "url"))
     assert urls == {"Add": direct}
+
+
+def test_remove_and_archive_rules_in_the_sandbox(make_client, myadmin):
+    """Remove clears the owner database MyAdmin reports; a far-future activeTo is forced to max."""
+    serial = myadmin.provision_device_to_account(10032, "ACME01").serial_no
+    client = make_client()
+    device_id = client.add_device(serial=serial)
+    assert myadmin.get_device_database_names([serial])[0].owner_database_name == "demo_fleet"
+    far = timezone.now() + timezone.timedelta(days=30)
+    assert client.update_device(device_id=device_id, changes={"activeTo": far})
+    assert client.get_device(device_id).active_to.year == 2050 and not client.get_device(device_id).archived
+    client.remove_device(device_id=device_id)
+    assert client.get_device_by_serial(serial) is None
+    assert not myadmin.get_device_database_names([serial])[0].owner_database_name
