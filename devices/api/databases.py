@@ -126,6 +126,17 @@ class AddToDatabaseSerializer(serializers.Serializer):
     )
     name = serializers.CharField(max_length=50, required=False, allow_blank=True)
     comment = serializers.CharField(max_length=1024, required=False, allow_blank=True)
+    # CustomVehicleDevice only.
+    vehicle_identification_number = serializers.CharField(max_length=17, required=False, allow_blank=True)
+    license_plate = serializers.CharField(max_length=20, required=False, allow_blank=True)
+    license_state = serializers.CharField(max_length=20, required=False, allow_blank=True)
+
+    VEHICLE = {"vehicle_identification_number": "vehicleIdentificationNumber", "license_plate": "licensePlate",
+               "license_state": "licenseState"}
+
+    def vehicle(self) -> dict:
+        return {wire: self.validated_data[name] for name, wire in self.VEHICLE.items()
+                if self.validated_data.get(name)}
 
 
 class AddToDatabaseResultSerializer(serializers.Serializer):
@@ -140,6 +151,12 @@ def device_add_to_database_response(request, device: Device) -> Response:
 
     payload = AddToDatabaseSerializer(data=request.data)
     payload.is_valid(raise_exception=True)
+    vehicle = payload.vehicle()
+    if vehicle and device.product_type != Device.ProductType.CUSTOM_VEHICLE_DEVICE:
+        return error_response(
+            f"Vehicle fields apply to CustomVehicleDevice only; {device.serial} is a {device.product_type}.",
+            errors={name: ["Only for a CustomVehicleDevice."] for name in payload.VEHICLE
+                    if payload.validated_data.get(name)})
     database = payload.validated_data.get("database")
     if database is None:
         linked = list(CustomerDatabase.objects.filter(active=True, accounts__erp_no=device.erp_no).distinct()[:2])
@@ -151,6 +168,7 @@ def device_add_to_database_response(request, device: Device) -> Response:
     result = device_add_to_database(
         device=device, database=database, actor=request.user,
         name=payload.validated_data.get("name", ""), comment=payload.validated_data.get("comment", ""),
+        vehicle=vehicle,
     )
     body = {"outcome": result.outcome.value, "message": result.message,
             "mygeotab_device_id": result.mygeotab_device_id}

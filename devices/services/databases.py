@@ -154,20 +154,19 @@ def _record(device: Device, database: CustomerDatabase, outcome: AddOutcome, myg
     return locked
 
 
-def _vehicle_fields(device: Device) -> dict:
-    # The portal holds no VIN or plate for a device yet; staff complete them in MyGeotab.
-    return {}
-
-
 def device_add_to_database(
     *, device: Device, database: CustomerDatabase, actor=None, client: MyGeotabClient | None = None,
-    name: str = "", comment: str = "",
+    name: str = "", comment: str = "", vehicle: dict | None = None,
 ) -> AddResult:
     """Make ``device`` an asset of ``database`` (idempotent) and record its MyGeotab id.
 
-    Never raises for vendor trouble: the result says what happened and whether a retry may help.
+    ``vehicle`` (CustomVehicleDevice only): ``vehicleIdentificationNumber``, ``licensePlate``,
+    ``licenseState``. Never raises for vendor trouble: the result says what happened and
+    whether a retry may help.
     """
     problem = _precheck(device, database)
+    if not problem and vehicle and device.product_type != Device.ProductType.CUSTOM_VEHICLE_DEVICE:
+        problem = f"Device {device.serial} is a {device.product_type}: vehicle fields apply to CustomVehicleDevice only."
     if problem:
         return AddResult(device, AddOutcome.FAILED, problem)
     try:
@@ -187,8 +186,7 @@ def device_add_to_database(
                 new_id = client.add_device(
                     serial=serial, name=name or serial, groups=database.group_ids,
                     comment=comment or f"Added by the integrator portal (account {device.erp_no})",
-                    vehicle=_vehicle_fields(device) if device.product_type == Device.ProductType.CUSTOM_VEHICLE_DEVICE
-                    else None,
+                    vehicle=vehicle or None,
                 )
             except (DuplicateDeviceError, OutcomeUnknownError) as exc:
                 # Duplicate: in this database (attach) or in another one (staff). Unknown: the add

@@ -168,3 +168,21 @@ def test_device_page_shows_readiness_fields(client, viewer, make_device):
     assert page.status_code == 200
     for label in (b"Serial", b"Database name", b"Ready for data at", b"First data sent"):
         assert label in page.content
+
+
+@pytest.mark.django_db(transaction=True)
+def test_vehicle_fields_through_the_api(api_client_for, fulfilment_user, customer_db, make_device,
+                                        readiness_enqueued):
+    api = api_client_for(fulfilment_user)
+    plain = make_device()
+    response = api.post(f"/api/v1/devices/{plain.pk}/add_to_database/", {"license_plate": "AB-1"}, format="json")
+    assert response.status_code == 400 and "license_plate" in response.json()["errors"]
+    assert not SandboxAsset.objects.exists()
+    van = make_device("CV0000000042", product_id=10184)
+    response = api.post(f"/api/v1/devices/{van.pk}/add_to_database/",
+                        {"vehicle_identification_number": "1FTFW1ET5DFC10312", "license_plate": "AB-1",
+                         "name": "Van 42"}, format="json")
+    assert response.status_code == 200, response.content
+    asset = SandboxAsset.objects.get()
+    assert (asset.device_type, asset.name, asset.vehicle_identification_number, asset.license_plate) == (
+        "CustomVehicleDevice", "Van 42", "1FTFW1ET5DFC10312", "AB-1")
