@@ -554,7 +554,7 @@ def tracker_register(*, tracker_id: int, client=None) -> str:
     point, including after a worker died mid-call."""
     now = timezone.now()
     with transaction.atomic():
-        tracker = Tracker.objects.select_for_update().select_related("group").filter(pk=tracker_id).first()
+        tracker = Tracker.objects.select_for_update(of=("self",)).select_related("group").filter(pk=tracker_id).first()
         if tracker is None or tracker.state != State.REGISTERING:
             return Outcome.SKIPPED
         if tracker.lease_until and tracker.lease_until > now:
