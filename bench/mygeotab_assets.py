@@ -30,7 +30,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import figure, parse_args, setup_django, timer, write_results  # noqa: E402
+from bench.common import figure, parse_args, setup_django, timer, write_results
 
 
 def _serve():
@@ -57,7 +57,11 @@ def main() -> None:
     from mygeotab import API
 
     from devices.models import CustomerDatabase, Device
-    from devices.services.databases import device_add_to_database, devices_refresh_readiness
+    from devices.services.databases import (
+        device_add_to_database,
+        devices_refresh_readiness,
+    )
+    from devices.tasks.databases import devices_refresh_readiness_task
     from integrations.base import MemoryRateLimiter, MemoryTokenStore
     from integrations.myadmin import MyAdminClient
     from sandbox.myadmin.models import SandboxAccount, SandboxDevice
@@ -65,8 +69,6 @@ def main() -> None:
     from sandbox.mygeotab.models import SandboxDatabase
     from sandbox.mygeotab.seed import DEMO_DATABASES
     from sandbox.mygeotab.seed import ensure_seeded as mygeotab_seed
-
-    from devices.tasks.databases import devices_refresh_readiness_task
 
     # No worker reads the bench database: keep the follow-up readiness tasks out of the broker.
     devices_refresh_readiness_task.delay_on_commit = lambda **kwargs: None

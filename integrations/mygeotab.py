@@ -23,14 +23,19 @@ import hashlib
 import logging
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Any, Callable
+from datetime import UTC, datetime
+from typing import Any
 
 import requests
 from mygeotab import API
 from mygeotab.api import get_api_url
-from mygeotab.exceptions import AuthenticationException, MyGeotabException, TimeoutException
+from mygeotab.exceptions import (
+    AuthenticationException,
+    MyGeotabException,
+    TimeoutException,
+)
 
 from integrations.base import (
     AuthenticationError,
@@ -99,7 +104,7 @@ class MyGeotabDevice:
 
     @property
     def archived(self) -> bool:
-        return bool(self.active_to and self.active_to <= datetime.now(timezone.utc))
+        return bool(self.active_to and self.active_to <= datetime.now(UTC))
 
 
 def normalize_serial(serial: str) -> str:
@@ -124,7 +129,7 @@ def _device(raw: dict) -> MyGeotabDevice:
         except ValueError:
             active_to = None
     if isinstance(active_to, datetime) and active_to.tzinfo is None:
-        active_to = active_to.replace(tzinfo=timezone.utc)
+        active_to = active_to.replace(tzinfo=UTC)
     return MyGeotabDevice(
         id=str(raw.get("id") or ""),
         serial_number=str(raw.get("serialNumber") or ""),
@@ -254,7 +259,7 @@ class MyGeotabClient:
     def _invoke(self, method: str, server: str, send: Callable[[], Any], *, digest_payload: Any) -> Any:
         """Run one SDK call (exactly one HTTP request) and record it in the ledger."""
         ctx = current_call_context()
-        started = datetime.now(timezone.utc)
+        started = datetime.now(UTC)
         t0 = time.monotonic()
         error: VendorError | None = None
         result: Any = None
@@ -422,7 +427,7 @@ class MyGeotabClient:
     def archive_device(self, *, device_id: str, when: datetime | None = None) -> MyGeotabDevice:
         """Make the device historical: ``activeTo`` = now (up to now + 24 h archives) [C G4].
         Archiving keeps its history, unlike Remove (whose effects are undocumented)."""
-        return self.update_device(device_id=device_id, changes={"activeTo": when or datetime.now(timezone.utc)})
+        return self.update_device(device_id=device_id, changes={"activeTo": when or datetime.now(UTC)})
 
     def remove_device(self, *, device_id: str) -> None:
         self._call("Remove", typeName="Device", entity={"id": device_id})

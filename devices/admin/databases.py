@@ -15,7 +15,13 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 
 from devices.models import CustomerDatabase, CustomerDatabaseAccount, Device
-from portal.roles import BILL, FULFIL, RoleAwareAdminMixin, has_capability, require_capability
+from portal.roles import (
+    BILL,
+    FULFIL,
+    RoleAwareAdminMixin,
+    has_capability,
+    require_capability,
+)
 
 _ADD_DEVICES_TEMPLATE = """{% extends "admin/base_site.html" %}
 {% block content %}
@@ -145,7 +151,11 @@ class CustomerDatabaseAdmin(RoleAwareAdminMixin, admin.ModelAdmin):
         ]
 
     def add_devices_view(self, request):
-        from devices.services.databases import MAX_SYNC_ADDS, AddOutcome, devices_add_to_database
+        from devices.services.databases import (
+            MAX_SYNC_ADDS,
+            AddOutcome,
+            devices_add_to_database,
+        )
         from devices.tasks.databases import device_add_to_database_task
 
         back_url = reverse("admin:devices_device_changelist")

@@ -13,9 +13,9 @@ Readiness follows Geotab's DIG adapter (reference §5.1): a device is ready for 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Iterable, Sequence
 
 from django.core.cache import cache
 from django.core.exceptions import ImproperlyConfigured
@@ -32,7 +32,12 @@ from integrations.base import (
     VendorError,
     vendor_call_context,
 )
-from integrations.mygeotab import DuplicateDeviceError, InvalidSerialError, MyGeotabClient, normalize_serial
+from integrations.mygeotab import (
+    DuplicateDeviceError,
+    InvalidSerialError,
+    MyGeotabClient,
+    normalize_serial,
+)
 
 logger = logging.getLogger(__name__)
 

@@ -1,6 +1,11 @@
 from django.contrib import admin
 
-from sandbox.mygeotab.models import SandboxAsset, SandboxDatabase, SandboxSession, SandboxUser
+from sandbox.mygeotab.models import (
+    SandboxAsset,
+    SandboxDatabase,
+    SandboxSession,
+    SandboxUser,
+)
 
 
 class SandboxUserInline(admin.TabularInline):

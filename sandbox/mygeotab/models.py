@@ -5,12 +5,12 @@ devices added here (sandbox.mygeotab.service) so `GetDeviceDatabaseNamesAsync` r
 """
 
 import secrets
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from django.db import models
 
-MAX_DATE = datetime(2050, 1, 1, tzinfo=timezone.utc)  # what MyGeotab forces activeTo to on Add [C G4]
-MIN_DATE = datetime(1986, 1, 1, tzinfo=timezone.utc)
+MAX_DATE = datetime(2050, 1, 1, tzinfo=UTC)  # what MyGeotab forces activeTo to on Add [C G4]
+MIN_DATE = datetime(1986, 1, 1, tzinfo=UTC)
 
 
 def new_entity_id() -> str:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from django.apps import apps
 from django.db import IntegrityError, transaction
@@ -80,7 +80,7 @@ def _ok(result) -> JsonResponse:
 
 
 def _fmt(value: datetime) -> str:
-    value = value.astimezone(timezone.utc)
+    value = value.astimezone(UTC)
     return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
 
 
@@ -89,7 +89,7 @@ def _parse_date(value) -> datetime:
         parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
     except ValueError:
         raise RpcError("ArgumentException", f"'{value}' is not an ISO 8601 date") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 # --------------------------------------------------------------------------- request handling
@@ -102,8 +102,8 @@ def apiv1(request):
     try:
         body = json.loads(request.body or b"")
         if not isinstance(body, dict):
-            raise ValueError("not an object")
-    except ValueError:
+            raise TypeError("not an object")
+    except (ValueError, TypeError):
         return _error_response(RpcError("JsonSerializerException", "Invalid JSON (RFC 8259)", code=-32700))
     method = str(body.get("method") or "")
     params = body.get("params") or {}
@@ -375,9 +375,9 @@ def _set(db: SandboxDatabase, params: dict) -> None:
             _set_owner_database(asset.serial_number, "")
             asset.serial_number = serial
     _apply_fields(asset, entity)
-    if "activeFrom" in entity and entity["activeFrom"]:
+    if entity.get("activeFrom"):
         asset.active_from = _parse_date(entity["activeFrom"])
-    if "activeTo" in entity and entity["activeTo"]:
+    if entity.get("activeTo"):
         active_to = _parse_date(entity["activeTo"])
         # Up to now + 24 h archives the device; a later non-max date is forced to max [C G4].
         asset.active_to = active_to if active_to <= dj_timezone.now() + timedelta(hours=24) else MAX_DATE
@@ -386,7 +386,6 @@ def _set(db: SandboxDatabase, params: dict) -> None:
     asset.version += 1
     asset.save()
     _set_owner_database(asset.serial_number, db.name)
-    return None
 
 
 def _remove(db: SandboxDatabase, params: dict) -> None:
@@ -398,4 +397,3 @@ def _remove(db: SandboxDatabase, params: dict) -> None:
         raise RpcError("ArgumentException", f"Device '{entity['id']}' not found")
     asset.delete()
     _set_owner_database(asset.serial_number, "")
-    return None

@@ -11,7 +11,11 @@ from integrations.base import (
     RateLimitedError,
     vendor_call_context,
 )
-from integrations.mygeotab import DuplicateDeviceError, InvalidSerialError, MyGeotabRejectedError
+from integrations.mygeotab import (
+    DuplicateDeviceError,
+    InvalidSerialError,
+    MyGeotabRejectedError,
+)
 from portal.models import VendorCall
 from sandbox.mygeotab.models import SandboxAsset, SandboxDatabase, SandboxSession
 from tests.mygeotab.conftest import DEMO, OTHER

@@ -3,7 +3,10 @@
 import pytest
 from celery.exceptions import Retry
 
-from devices.tasks.databases import device_add_to_database_task, devices_refresh_readiness_task
+from devices.tasks.databases import (
+    device_add_to_database_task,
+    devices_refresh_readiness_task,
+)
 from sandbox.mygeotab.models import SandboxAsset
 
 pytestmark = pytest.mark.django_db(transaction=True)
