@@ -5,14 +5,15 @@ from django.db import migrations, models
 
 def set_fillfactor(apps, schema_editor):
     """PostgreSQL: leave room in each page so the forwarder's lease update (no indexed column
-    changes) stays a HOT update."""
+    changes) stays a HOT update, and move payloads out of line (toast_tuple_target) so the
+    two status updates of each record rewrite a ~150-byte row, not its JSON."""
     if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute("ALTER TABLE ingestion_devicerecord SET (fillfactor = 80)")
+        schema_editor.execute("ALTER TABLE ingestion_devicerecord SET (fillfactor = 80, toast_tuple_target = 128)")
 
 
 def reset_fillfactor(apps, schema_editor):
     if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute("ALTER TABLE ingestion_devicerecord RESET (fillfactor)")
+        schema_editor.execute("ALTER TABLE ingestion_devicerecord RESET (fillfactor, toast_tuple_target)")
 
 
 class Migration(migrations.Migration):

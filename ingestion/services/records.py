@@ -431,9 +431,16 @@ def _nudge_forwarder() -> None:
 def records_hold_for_devices(*, device_ids: Sequence[int], reason: str) -> int:
     """Hold the queued records of these devices (e.g. terminated): not sent, not dropped."""
     reason = (reason or DeviceRecord.HoldReason.STAFF)[:200]
-    return DeviceRecord.objects.filter(device_id__in=list(device_ids), status=DeviceRecord.Status.QUEUED).update(
+    device_ids = list(device_ids)
+    held = DeviceRecord.objects.filter(device_id__in=device_ids, status=DeviceRecord.Status.QUEUED).update(
         status=DeviceRecord.Status.HELD, hold_reason=reason
     )
+    # Records already held because the device was not ready now wait for the stronger reason:
+    # readiness alone must not release them.
+    DeviceRecord.objects.filter(
+        device_id__in=device_ids, status=DeviceRecord.Status.HELD, hold_reason=DeviceRecord.HoldReason.NOT_READY
+    ).update(hold_reason=reason)
+    return held
 
 
 def _ready_device_ids(device_ids: Iterable[int]) -> list[int]:
@@ -536,8 +543,10 @@ def records_overview(*, window_minutes: int = 15) -> dict:
         DeviceRecord.objects.filter(status__in=[DeviceRecord.Status.QUEUED, DeviceRecord.Status.HELD])
         .values_list("status").annotate(n=Count("id")).values_list("status", "n")
     )
+    # The head of the queue (the partial queue index, O(1)): how long the next record to go
+    # has waited — the lag a new record joins.
     oldest = (
-        DeviceRecord.objects.filter(status=DeviceRecord.Status.QUEUED).order_by("received_at")
+        DeviceRecord.objects.filter(status=DeviceRecord.Status.QUEUED).order_by("fair_key", "id")
         .values_list("received_at", flat=True).first()
     )
     sent_recent = DeviceRecord.objects.filter(status=DeviceRecord.Status.SENT, sent_at__gte=since).count()
@@ -552,7 +561,7 @@ def records_overview(*, window_minutes: int = 15) -> dict:
     return {
         "queued": counts.get(DeviceRecord.Status.QUEUED, 0),
         "held": counts.get(DeviceRecord.Status.HELD, 0),
-        "oldest_queued_age_s": (now - oldest).total_seconds() if oldest else 0.0,
+        "head_of_queue_wait_s": (now - oldest).total_seconds() if oldest else 0.0,
         "sent_per_minute": sent_recent / window_minutes,
         "window_minutes": window_minutes,
         "reject_causes": causes,

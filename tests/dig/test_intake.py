@@ -157,3 +157,14 @@ def test_record_api_is_in_the_schema(api):
     schema = api.get("/api/schema/", HTTP_ACCEPT="application/json")
     assert schema.status_code == 200
     assert "/api/v1/records/" in schema.content.decode()
+
+
+def test_termination_relabels_not_ready_holds_so_readiness_does_not_release_them(api, make_device):
+    from ingestion.services import records_hold_for_devices, records_release_for_devices
+
+    device = make_device(ready=False)
+    post(api, gps_series(device.serial, 2))
+    records_hold_for_devices(device_ids=[device.pk], reason="terminated")
+    Device.objects.filter(pk=device.pk).update(database_name="demo_db")
+    assert records_release_for_devices(device_ids=[device.pk]) == 0
+    assert set(DeviceRecord.objects.values_list("status", "hold_reason")) == {("held", "terminated")}
