@@ -8,6 +8,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import path, reverse
+from django.utils.html import format_html
 
 from devices.forms.trackers import BulkUploadForm, PluginChoiceForm, TrackerRegisterForm
 from devices.models import NavixyGroup, NavixyModel, NavixyPlugin, Tracker, TrackerEvent
@@ -43,7 +44,15 @@ class TrackerAdmin(RoleAwareAdminMixin, admin.ModelAdmin):
 
     def get_readonly_fields(self, request, obj=None):
         # Input changes go through the register form / API so they are validated the same way.
-        return [f.name for f in Tracker._meta.fields if f.name not in self.exclude] + ["activation_code_state"]
+        return [f.name for f in Tracker._meta.fields if f.name not in self.exclude] + [
+            "activation_code_state", "fix_link"]
+
+    @admin.display(description="fix input")
+    def fix_link(self, obj):
+        if obj.pk and obj.state in (Tracker.State.DRAFT, Tracker.State.FAILED):
+            url = reverse("admin:devices_tracker_register") + f"?edit={obj.pk}"
+            return format_html('<a href="{}">Edit and register again</a>', url)
+        return "—"
 
     @admin.display(description="activation code")
     def activation_code_state(self, obj):
@@ -77,15 +86,30 @@ class TrackerAdmin(RoleAwareAdminMixin, admin.ModelAdmin):
         """Step 1 picks the plugin (GET ?plugin=); step 2 shows that plugin's fields."""
         self._require_fulfil(request)
         context = {**self.admin_site.each_context(request), "opts": self.model._meta, "title": "Register a tracker"}
-        chooser = PluginChoiceForm(request.GET or None)
+        editing = None
+        if request.GET.get("edit"):
+            editing = Tracker.objects.filter(pk=request.GET["edit"]).first()
+            if editing is None or editing.state not in (Tracker.State.DRAFT, Tracker.State.FAILED):
+                self.message_user(request, "Only draft or failed trackers can be edited.", messages.ERROR)
+                return HttpResponseRedirect(reverse("admin:devices_tracker_changelist"))
+            chooser = PluginChoiceForm({"plugin": editing.plugin_id})
+            context["title"] = f"Fix and register {editing.label}"
+        else:
+            chooser = PluginChoiceForm(request.GET or None)
         if not chooser.is_valid():
             return render(request, "devices/tracker_register.html", {**context, "chooser": chooser})
         plugin_id = chooser.cleaned_data["plugin"]
-        form = TrackerRegisterForm(request.POST or None, plugin_id=plugin_id)
+        form = TrackerRegisterForm(request.POST or None, plugin_id=plugin_id, tracker=editing)
         if request.method == "POST" and form.is_valid():
             try:
-                tracker = svc.tracker_create(data={**form.tracker_data, "plugin_id": plugin_id}, actor=request.user,
-                                             catalogue=form.catalogue)
+                data = {**form.tracker_data, "plugin_id": plugin_id}
+                if editing is not None:
+                    tracker = svc.tracker_update(tracker=editing, data=data, actor=request.user)
+                    tracker = svc.tracker_submit(tracker=tracker, actor=request.user)
+                else:
+                    tracker = svc.tracker_create(data=data, actor=request.user, catalogue=form.catalogue)
+            except svc.TrackerError as exc:
+                form.add_error(None, str(exc))
             except ValidationError as exc:
                 for name, msgs in exc.message_dict.items():
                     for msg in msgs:

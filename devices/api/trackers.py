@@ -1,7 +1,7 @@
 """REST: `trackers` — Navixy tracker registration (FULFIL to write; reads for every role).
 
 Create validates against the cached Navixy catalogues and queues the registration; nothing is
-sent to Navixy when the input is invalid. Actions: `register` (retry a failed registration),
+sent to Navixy when the input is invalid. PATCH fixes a draft or failed tracker. Actions: `register` (retry a failed registration),
 `register_retry` (resend setup commands to a registered device), `refresh` (re-read from
 Navixy), `bulk` (CSV/XLSX upload with `dry_run`). `apn_password` and `activation_code` are
 write-only.
@@ -93,7 +93,7 @@ class BulkSerializer(serializers.Serializer):
     dry_run = serializers.BooleanField(default=True)
 
 
-class TrackerViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
+class TrackerViewSet(mixins.CreateModelMixin, mixins.UpdateModelMixin, viewsets.ReadOnlyModelViewSet):
     """Navixy trackers: register one (POST), see its state and what Navixy made of it."""
 
     queryset = Tracker.objects.select_related("group").all()
@@ -107,6 +107,18 @@ class TrackerViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
     def perform_create(self, serializer):
         try:
             serializer.instance = svc.tracker_create(data=serializer.validated_data, actor=self.request.user)
+        except DjangoValidationError as exc:
+            raise serializers.ValidationError(exc.message_dict) from exc
+
+    http_method_names = ["get", "post", "patch", "head", "options"]
+
+    def perform_update(self, serializer):
+        """PATCH fixes the input of a draft or failed tracker (then POST register/)."""
+        try:
+            serializer.instance = svc.tracker_update(tracker=serializer.instance, data=serializer.validated_data,
+                                                     actor=self.request.user)
+        except svc.TrackerError as exc:
+            raise Conflict(str(exc)) from exc
         except DjangoValidationError as exc:
             raise serializers.ValidationError(exc.message_dict) from exc
 

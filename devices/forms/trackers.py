@@ -3,7 +3,7 @@ admin, the API and uploads give the same field-level messages."""
 
 from django import forms
 
-from devices.models import NavixyGroup, NavixyModel, NavixyPlugin, Tracker
+from devices.models import NavixyGroup, NavixyPlugin, Tracker
 from devices.services.trackers import Catalogue, plugin_supports_model, tracker_validate
 
 DEVICE_ONLY = ("device_id", "phone", "apn_name", "apn_user", "apn_password")
@@ -45,9 +45,18 @@ class TrackerRegisterForm(forms.Form):
     notification_phone = forms.CharField(max_length=20, required=False,
                                          help_text="Invitation by SMS; international format without '+'")
 
-    def __init__(self, *args, plugin_id: int, **kwargs):
+    def __init__(self, *args, plugin_id: int, tracker: Tracker | None = None, **kwargs):
+        if tracker is not None:
+            # Editing a draft / failed tracker: start from its values; secrets are never shown
+            # and, left blank, keep their stored value.
+            kwargs.setdefault("initial", {
+                **{name: getattr(tracker, name) for name in ("label", "model_code", "device_id", "phone", "apn_name",
+                                                              "apn_user", "notification_email", "notification_phone")},
+                "group": tracker.group_id,
+            })
         super().__init__(*args, **kwargs)
         self.plugin_id = plugin_id
+        self.tracker = tracker
         self.catalogue = Catalogue.load()
         plugin = self.catalogue.plugins.get(plugin_id)
         mobile = plugin_id in Tracker.MOBILE_PLUGINS
@@ -59,7 +68,7 @@ class TrackerRegisterForm(forms.Form):
         ]
         for name in (DEVICE_ONLY if mobile else MOBILE_ONLY):
             del self.fields[name]
-        if plugin_id in Tracker.CODE_REQUIRED_PLUGINS:
+        if plugin_id in Tracker.CODE_REQUIRED_PLUGINS and not (tracker and tracker.activation_code):
             self.fields["activation_code"].required = True
         if not mobile:
             # Required when the chosen model needs them; checked in clean() for the model chosen.
@@ -69,7 +78,12 @@ class TrackerRegisterForm(forms.Form):
     def clean(self):
         data = dict(self.cleaned_data)
         data["plugin_id"] = self.plugin_id
-        cleaned, errors = tracker_validate(data=data, catalogue=self.catalogue)
+        if self.tracker is not None:
+            for secret in ("apn_password", "activation_code"):
+                if not data.get(secret):
+                    data[secret] = getattr(self.tracker, secret)
+        cleaned, errors = tracker_validate(data=data, catalogue=self.catalogue,
+                                           exclude_tracker_id=self.tracker.pk if self.tracker else None)
         already = set(self._errors)  # a field's own check already spoke: don't repeat it
         for name, messages in errors.items():
             target = name if name in self.fields else None

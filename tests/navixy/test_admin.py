@@ -120,3 +120,22 @@ def test_changelist_filters_and_actions(offline_catalogue, staff, enqueued, djan
     assert ("register_retry", failed.pk) in enqueued and ("refresh", failed.pk) in enqueued
     staff.post(reverse("admin:devices_tracker_refresh_catalogues"))
     assert ("catalogue",) in enqueued
+
+
+def test_edit_a_failed_tracker_and_register_again(offline_catalogue, staff, enqueued,
+                                                  django_capture_on_commit_callbacks):
+    tracker = svc.tracker_create(data=fmb140_input(plugin_id=37, activation_code="6045325592"), submit=False)
+    Tracker.objects.filter(pk=tracker.pk).update(state="failed")
+    change = staff.get(reverse("admin:devices_tracker_change", args=[tracker.pk])).content.decode()
+    assert f"?edit={tracker.pk}" in change
+    url = reverse(REGISTER) + f"?edit={tracker.pk}"
+    page = staff.get(url).content.decode()
+    assert 'value="Van 1"' in page and "6045325592" not in page
+    with django_capture_on_commit_callbacks(execute=True):
+        response = staff.post(url, {**fmb140_input(phone="4915112345600"), "plugin_id": 37, "group": "",
+                                    "apn_password": "", "activation_code": ""})
+    assert response.status_code == 302
+    tracker.refresh_from_db()
+    assert tracker.phone == "4915112345600" and tracker.state == "registering"
+    assert tracker.activation_code == "6045325592" and tracker.apn_password == "passwd"
+    assert staff.get(url).status_code == 302  # no longer editable

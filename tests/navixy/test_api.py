@@ -124,3 +124,16 @@ def test_bulk_upload_dry_run_then_register(offline_catalogue, enqueued, api_clie
     f = SimpleUploadedFile("trackers.txt", b"x", content_type="text/plain")
     response = client.post(f"{URL}bulk/", {"file": f}, format="multipart")
     assert response.status_code == 400 and "csv" in response.json()["errors"]["file"][0]
+
+
+def test_patch_fixes_a_failed_tracker(offline_catalogue, enqueued, api_client_for, fulfilment_user):
+    tracker = svc.tracker_create(data=fmb140_input(), submit=False)
+    Tracker.objects.filter(pk=tracker.pk).update(state="failed", field_errors={"phone": ["in use"]})
+    client = api_client_for(fulfilment_user)
+    assert client.patch(f"{URL}{tracker.pk}/", {"phone": "12"}, format="json").status_code == 400
+    response = client.patch(f"{URL}{tracker.pk}/", {"phone": "4915112345600"}, format="json")
+    assert response.status_code == 200 and response.json()["phone"] == "4915112345600"
+    tracker.refresh_from_db()
+    assert tracker.apn_password == "passwd" and tracker.field_errors == {}
+    Tracker.objects.filter(pk=tracker.pk).update(state="registered")
+    assert client.patch(f"{URL}{tracker.pk}/", {"phone": "4915112345601"}, format="json").status_code == 409

@@ -79,7 +79,7 @@ def test_valid_inputs(offline_catalogue):
         fmb140_input(model_code="tt1_wp", device_id=""),
         fmb140_input(group=1),
     ):
-        cleaned, errors = svc.tracker_validate(data=data)
+        _cleaned, errors = svc.tracker_validate(data=data)
         assert errors == {}, (data, errors)
     assert svc.tracker_validate(data=fmb140_input(phone="+49 151 12345678"))[0]["phone"] == GOOD_PHONE
     assert svc.tracker_validate(data=fmb140_input(model_code="sandbox_meid", device_id="a10000009296f2",
