@@ -95,14 +95,14 @@ def navixy_client():
 
 
 def dig_client():
-    """The DIG client: one token pair shared by every worker (row-locked store), and the auth
-    endpoints' 5-per-minute limit shared through the cache."""
+    """The DIG client: one token pair shared by every worker (`shared_token_store`), and the
+    auth endpoints' 5-per-minute limit shared through the cache."""
     from integrations.dig import DigClient
-    from portal.vendor import CacheRateLimiter, DatabaseTokenStore
+    from portal.vendor import CacheRateLimiter
 
     return DigClient(
         settings.DIG_API_URL, settings.DIG_USERNAME, settings.DIG_PASSWORD,
-        token_store=DatabaseTokenStore(), rate_limiter=CacheRateLimiter(), **vendor_timeouts(),
+        token_store=shared_token_store(), rate_limiter=CacheRateLimiter(), **vendor_timeouts(),
     )
 
 

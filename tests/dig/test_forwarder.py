@@ -154,3 +154,17 @@ def test_prune_deletes_only_old_forwarded_records(make_client, make_device):
     intake(gps_series(device.serial, 2, start=timezone.now() - timedelta(minutes=30)))
     assert records_prune(older_than_days=30, batch_size=3) == 4
     assert DeviceRecord.objects.count() == 4
+
+
+def test_forwarder_with_the_portal_factory_shares_its_token_in_the_database(dig_url, make_device):
+    from portal.models import VendorToken
+
+    device = make_device()
+    intake(gps_series(device.serial, 3))
+    assert records_forward().sent == 3  # dig_client(): DatabaseTokenStore + cache rate limiter
+    intake(gps_series(device.serial, 2, start=timezone.now() - timedelta(minutes=20)))
+    assert records_forward().sent == 2
+    assert VendorToken.objects.get(key="dig:tokens").value["bearer"]
+    from sandbox.dig.models import DigToken
+
+    assert DigToken.objects.count() == 1  # the second run reused the stored pair
