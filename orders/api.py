@@ -17,7 +17,7 @@ from portal.roles import BILL, FULFIL
 
 
 class OrderItemSerializer(serializers.ModelSerializer):
-    device = serializers.PrimaryKeyRelatedField(read_only=True)
+    device = serializers.PrimaryKeyRelatedField(read_only=True, allow_null=True)
     missing = serializers.SerializerMethodField()
 
     class Meta:
@@ -51,7 +51,8 @@ class OrderEventSerializer(serializers.ModelSerializer):
 class OrderSerializer(serializers.ModelSerializer):
     account = serializers.CharField(source="account.account_id", read_only=True)
     items = OrderItemSerializer(many=True, read_only=True)
-    shipment = serializers.SerializerMethodField()
+    # allow_null: an order without a shipment serializes as null (the reverse one-to-one raises).
+    shipment = ShipmentSerializer(read_only=True, allow_null=True)
 
     class Meta:
         model = Order
@@ -63,10 +64,6 @@ class OrderSerializer(serializers.ModelSerializer):
             "push_error", "pushed_at", "items", "shipment", "created_at", "updated_at",
         ]
         read_only_fields = fields
-
-    def get_shipment(self, order) -> dict | None:
-        shipment = getattr(order, "shipment", None) if hasattr(order, "shipment") else None
-        return ShipmentSerializer(shipment).data if shipment else None
 
 
 class OrderDetailSerializer(OrderSerializer):
