@@ -31,9 +31,22 @@ from django.db.models import F, Q
 from django.utils import timezone
 from stdnum import luhn
 
-from devices.models import Device, NavixyGroup, NavixyModel, NavixyPlugin, Tracker, TrackerEvent
+from devices.models import (
+    Device,
+    NavixyGroup,
+    NavixyModel,
+    NavixyPlugin,
+    Tracker,
+    TrackerEvent,
+)
 from integrations import navixy as nx
-from integrations.base import NotExecutedError, OutcomeUnknownError, RejectedError, VendorError, vendor_call_context
+from integrations.base import (
+    NotExecutedError,
+    OutcomeUnknownError,
+    RejectedError,
+    VendorError,
+    vendor_call_context,
+)
 from portal.middleware import current_request_id
 
 logger = logging.getLogger(__name__)
@@ -109,7 +122,7 @@ class Catalogue:
     groups: dict[int, NavixyGroup]
 
     @classmethod
-    def load(cls) -> "Catalogue":
+    def load(cls) -> Catalogue:
         return cls(
             plugins={p.plugin_id: p for p in NavixyPlugin.objects.filter(available=True)},
             models={m.code: m for m in NavixyModel.objects.filter(present=True, registrable=True)},
@@ -841,9 +854,16 @@ def tracker_bulk_import(*, rows: list[tuple[int, dict]], actor=None, dry_run: bo
     seen_device: dict[str, int] = {}
     seen_phone: dict[str, int] = {}
     results = []
+    # One query for the whole file instead of one uniqueness check per row.
+    candidate_ids = {_text(values.get("device_id")).upper() for _, values in rows} | {
+        _text(values.get("device_id")) for _, values in rows}
+    existing = dict(Tracker.objects.filter(device_id__in=[c for c in candidate_ids if c])
+                    .values_list("device_id", "pk"))
     for number, values in rows:
-        cleaned, errors = tracker_validate(data=values, catalogue=catalogue)
+        cleaned, errors = tracker_validate(data=values, catalogue=catalogue, check_unique=False)
         device_id, phone = cleaned.get("device_id"), cleaned.get("phone")
+        if device_id in existing and "device_id" not in errors:
+            errors.setdefault("device_id", []).append(f"Tracker #{existing[device_id]} in the portal already has this device ID.")
         if device_id and device_id in seen_device:
             errors.setdefault("device_id", []).append(f"Same device ID as row {seen_device[device_id]}.")
         if phone and phone in seen_phone:
