@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import mygeotab
 import requests
 from mygeotab import API
 from mygeotab.api import get_api_url
@@ -57,6 +58,19 @@ from integrations.base import (
 )
 
 logger = logging.getLogger(__name__)
+
+
+def _sdk_version_ok(version: str) -> bool:
+    parts = []
+    for piece in version.split(".")[:3]:
+        digits = "".join(ch for ch in piece if ch.isdigit())
+        parts.append(int(digits or 0))
+    return tuple(parts) >= (0, 9, 7)
+
+
+if not _sdk_version_ok(mygeotab.__version__):  # fail at import, not with a wrong URL at run time
+    raise ImportError(f"mygeotab>=0.9.7 is required (found {mygeotab.__version__}): earlier versions "
+                      "rewrite every server to https://<host>/apiv1.")
 
 SYSTEM = "mygeotab"
 SERIAL_MAX_LENGTH = 12  # [C G6 CustomDevice]
