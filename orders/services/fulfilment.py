@@ -16,6 +16,7 @@ from datetime import date, timedelta
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
 from integrations.base import RejectedError, VendorError, vendor_call_context
@@ -389,7 +390,7 @@ def order_push_fulfilment(*, order_id: int, client=None) -> Order:
         from portal.clients import shipping_client
 
         client = shipping_client()
-    Order.objects.filter(pk=order.pk).update(push_attempts=order.push_attempts + 1)
+    Order.objects.filter(pk=order.pk).update(push_attempts=F("push_attempts") + 1)
     try:
         with vendor_call_context(target=f"orders.Order:{order.pk}"):
             client.submit_fulfilment(order.order_header_id, carrier=CARRIER_NAMES.get(shipment.carrier, shipment.carrier),

@@ -240,6 +240,13 @@ def order_sync(*, source: OrderSource | None = None, from_date: date | None = No
         logger.warning("order sync %s stopped: %s", run.pk, exc)
         run.status = OrderSyncRun.Status.FAILED
         run.error = f"{type(exc).__name__}: {exc}"[:500]
+    except Exception as exc:
+        # Never leave a run "running" forever; the error still reaches the task/worker log.
+        OrderSyncRun.objects.filter(pk=run.pk).update(
+            status=OrderSyncRun.Status.FAILED, error=f"{type(exc).__name__}: {exc}"[:500], finished_at=timezone.now(),
+            **{name: getattr(counts, name) for name in ("fetched", "created", "updated", "unchanged", "flagged", "failed")},
+        )
+        raise
     for name in ("fetched", "created", "updated", "unchanged", "flagged", "failed"):
         setattr(run, name, getattr(counts, name))
     run.errors = counts.errors[:1000]
