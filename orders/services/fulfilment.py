@@ -439,7 +439,10 @@ def orders_push_sweep(*, older_than: timedelta = timedelta(minutes=5), limit: in
 
 def order_items_flag_for_devices(*, device_ids, reason: str) -> int:
     """Flag the open order items holding these devices (e.g. the serial was terminated) and
-    their orders, for staff. Called by the devices termination service. Returns items flagged."""
+    their orders, for staff. Called by the devices termination service; idempotent (an item
+    already flagged for the same reason is left alone) and bulk. Returns items newly flagged."""
+    from orders.models import OrderEvent
+
     device_ids = list(device_ids)
     if not device_ids:
         return 0
@@ -449,13 +452,14 @@ def order_items_flag_for_devices(*, device_ids, reason: str) -> int:
         items = list(
             OrderItem.objects.select_related("order")
             .filter(device_id__in=device_ids, order__status__in=[*Order.OPEN_STATUSES, Order.Status.SHIPPED])
+            .exclude(flag_reason=reason)
         )
         if not items:
             return 0
         OrderItem.objects.filter(pk__in=[i.pk for i in items]).update(flag_reason=reason, flagged_at=now)
-        orders = {i.order_id: i.order for i in items}
-        Order.objects.filter(pk__in=list(orders)).update(flagged=True, flag_reason=reason, updated_at=now)
-        for item in items:
-            order_record_event(order=orders[item.order_id], kind="flagged",
-                               message=f"{_item_label(item)}: {reason}")
+        order_ids = {i.order_id for i in items}
+        Order.objects.filter(pk__in=order_ids).update(flagged=True, flag_reason=reason, updated_at=now)
+        OrderEvent.objects.bulk_create(
+            OrderEvent(order_id=i.order_id, kind="flagged", message=f"{_item_label(i)}: {reason}"[:500]) for i in items
+        )
     return len(items)

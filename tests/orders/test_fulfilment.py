@@ -177,4 +177,7 @@ def test_terminated_devices_flag_open_order_items(provisioned_order):
     first.refresh_from_db()
     order = Order.objects.get(pk=provisioned_order.pk)
     assert first.flag_reason == "Terminated in MyAdmin" and order.flagged
+    events = OrderEvent.objects.filter(kind="flagged").count()
+    assert order_items_flag_for_devices(device_ids=[first.device_id], reason="Terminated in MyAdmin") == 0
+    assert OrderEvent.objects.filter(kind="flagged").count() == events == 1
     assert order_items_flag_for_devices(device_ids=[], reason="x") == 0
