@@ -80,6 +80,7 @@ RECORD_SCHEMA: dict[str, dict[str, tuple]] = {
     "VinRecord": {"VehicleIdentificationNumber": ("str", True, 17)},
 }
 _BASE_FIELDS = ("Type", "DateTime", "SerialNo")
+_encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True).encode  # reused: no per-call setup
 _HEX = set("0123456789abcdefABCDEF")
 
 
@@ -290,7 +291,7 @@ def records_intake(*, body: bytes, user=None, idempotency_key: str = "") -> Inta
             result.held += 1
         per_device.setdefault(device[0], []).append(len(rows))
         rows.append([device[0], rec.serial, rec.record_type, rec.recorded_at,
-                     json.dumps(rec.data, separators=(",", ":")),
+                     _encode(rec.data),
                      DeviceRecord.Status.QUEUED if ready else DeviceRecord.Status.HELD,
                      "" if ready else DeviceRecord.HoldReason.NOT_READY, 0])
     result.errors.sort(key=lambda e: e["index"])
@@ -369,26 +370,51 @@ _COLUMNS = ("device_id", "serial", "record_type", "recorded_at", "payload", "sta
             "fair_key", "cause", "received_at", "available_at", "attempts")
 
 
+def _existing_keys(cursor, rows: list[list]) -> set[tuple]:
+    """Which (serial, type, DateTime) of these rows are already stored (PostgreSQL, one query)."""
+    cursor.execute(
+        f"SELECT t.serial, t.record_type, t.recorded_at FROM {DeviceRecord._meta.db_table} t "
+        "JOIN unnest(%s::varchar[], %s::varchar[], %s::timestamptz[]) AS k(serial, record_type, recorded_at) "
+        "ON t.serial = k.serial AND t.record_type = k.record_type AND t.recorded_at = k.recorded_at",
+        [[r[1] for r in rows], [r[2] for r in rows], [r[3] for r in rows]],
+    )
+    return set(cursor.fetchall())
+
+
 def _insert_rows(rows: list[list], *, now: datetime) -> int:
     """Insert, skipping (serial, type, DateTime) repeats; returns how many were new.
-    PostgreSQL: COPY into a session temp table, then one INSERT … ON CONFLICT DO NOTHING."""
+
+    PostgreSQL: look up which keys already exist (one query over arrays), then COPY the new
+    rows straight into the table. If a concurrent request inserted one of them in between, the
+    COPY fails on the unique key inside a savepoint and we fall back to COPY into a temp table
+    plus INSERT … ON CONFLICT DO NOTHING, which is always right but does the writing twice."""
     table = DeviceRecord._meta.db_table
     cols = ", ".join(_COLUMNS)
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
+            existing = _existing_keys(cursor, rows)
+            fresh = [r for r in rows if (r[1], r[2], r[3]) not in existing] if existing else rows
+            if not fresh:
+                return 0
+            stamp = now.isoformat()
+            tail = f"\t{stamp}\t{stamp}\t0\n"
+            # COPY text format built in one pass. Only the JSON payload can hold a backslash;
+            # JSON text never holds a raw tab or newline.
+            buffer = "".join(
+                f"{r[0]}\t{r[1]}\t{r[2]}\t{r[3].isoformat()}\t{r[4].replace(chr(92), chr(92) * 2)}\t{r[5]}\t{r[6]}\t{r[7]}\t{tail}"
+                for r in fresh
+            )
+            try:
+                with transaction.atomic(), cursor.cursor.copy(f"COPY {table} ({cols}) FROM STDIN") as copy:
+                    copy.write(buffer)
+                return len(fresh)
+            except (IntegrityError, connection.Database.IntegrityError):
+                pass  # a concurrent intake stored one of these keys first (raw COPY: driver error)
             cursor.execute(
                 "CREATE TEMP TABLE IF NOT EXISTS ingestion_record_stage ("
                 "device_id bigint, serial varchar(12), record_type varchar(32), recorded_at timestamptz, "
                 "payload text, status varchar(10), hold_reason varchar(200), fair_key bigint, cause varchar(300), "
                 "received_at timestamptz, available_at timestamptz, attempts integer) ON COMMIT DELETE ROWS"
-            )
-            # COPY text format built in one pass (faster than per-row adaptation). Only the JSON
-            # payload can hold a backslash; JSON text never holds a raw tab or newline.
-            stamp = now.isoformat()
-            tail = f"\t{stamp}\t{stamp}\t0\n"
-            buffer = "".join(
-                f"{r[0]}\t{r[1]}\t{r[2]}\t{r[3].isoformat()}\t{r[4].replace(chr(92), chr(92) * 2)}\t{r[5]}\t{r[6]}\t{r[7]}\t{tail}"
-                for r in rows
             )
             with cursor.cursor.copy(f"COPY ingestion_record_stage ({cols}) FROM STDIN") as copy:
                 copy.write(buffer)

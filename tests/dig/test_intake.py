@@ -168,3 +168,21 @@ def test_termination_relabels_not_ready_holds_so_readiness_does_not_release_them
     Device.objects.filter(pk=device.pk).update(database_name="demo_db")
     assert records_release_for_devices(device_ids=[device.pk]) == 0
     assert set(DeviceRecord.objects.values_list("status", "hold_reason")) == {("held", "terminated")}
+
+
+def test_a_key_stored_concurrently_between_lookup_and_copy_is_not_duplicated(make_device, monkeypatch):
+    from django.db import connection
+
+    from ingestion.services import records as records_service
+
+    if connection.vendor != "postgresql":
+        pytest.skip("the COPY fast path is PostgreSQL's")
+    device = make_device()
+    batch = gps_series(device.serial, 4)
+    records_service.records_intake(body=json.dumps(batch[:2]).encode())
+    # The lookup misses what a concurrent request just stored: COPY hits the unique key and
+    # the insert falls back to ON CONFLICT DO NOTHING.
+    monkeypatch.setattr(records_service, "_existing_keys", lambda cursor, rows: set())
+    result = records_service.records_intake(body=json.dumps(batch).encode())
+    assert result.accepted == 4 and result.duplicates == 2
+    assert DeviceRecord.objects.count() == 4
