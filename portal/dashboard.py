@@ -85,13 +85,13 @@ def panel_orders(now):
     waiting = ["new", "in_review", "approved", "provisioning", "ready_to_ship", "on_hold"]
     # Only the open statuses: an index range on status, however many orders were fulfilled.
     by_status = dict(
-        Order.objects.filter(status__in=waiting).order_by().values_list("status").annotate(n=Count("pk"))
+        Order.objects.filter(status__in=waiting).order_by().values_list("status").annotate(n=Count("*"))
     )
     ages = Order.objects.filter(status__in=waiting).aggregate(
         oldest=Min("order_date"),
-        over_1d=Count("pk", filter=Q(order_date__lt=now - timedelta(days=1))),
-        over_3d=Count("pk", filter=Q(order_date__lt=now - timedelta(days=3))),
-        over_7d=Count("pk", filter=Q(order_date__lt=now - timedelta(days=7))),
+        over_1d=Count("order_date", filter=Q(order_date__lt=now - timedelta(days=1))),
+        over_3d=Count("order_date", filter=Q(order_date__lt=now - timedelta(days=3))),
+        over_7d=Count("order_date", filter=Q(order_date__lt=now - timedelta(days=7))),
     )
     labels = dict(Order._meta.get_field("status").choices)
     rows = [
@@ -111,7 +111,7 @@ def panel_orders(now):
 
 def panel_provisioning(now):
     Req = _model("devices.ProvisioningRequest")
-    by_status = dict(Req.objects.order_by().values_list("status").annotate(n=Count("pk")))
+    by_status = dict(Req.objects.order_by().values_list("status").annotate(n=Count("*")))
     # Short labels for the chart: "Unknown outcome (reconciling)" → "Unknown outcome".
     labels = {k: str(v).split(" (")[0] for k, v in Req._meta.get_field("status").choices}
     rows = [
@@ -132,7 +132,7 @@ def panel_provisioning(now):
 def panel_ingestion(now):
     Record = _model("ingestion.DeviceRecord")
     counts = dict(
-        Record.objects.filter(status__in=["queued", "held"]).order_by().values_list("status").annotate(n=Count("pk"))
+        Record.objects.filter(status__in=["queued", "held"]).order_by().values_list("status").annotate(n=Count("*"))
     )
     hour_ago = now - timedelta(hours=1)
     sent_last_hour = Record.objects.filter(status="sent", sent_at__gte=hour_ago).count()
@@ -140,7 +140,7 @@ def panel_ingestion(now):
     week_ago = now - timedelta(days=7)
     causes = list(
         Record.objects.filter(status="rejected", received_at__gte=week_ago)
-        .order_by().values_list("cause").annotate(n=Count("pk")).order_by("-n")[:6]
+        .order_by().values_list("cause").annotate(n=Count("*")).order_by("-n")[:6]
     )
     cause_rows = [
         ((cause or "(no cause given)")[:40], n, changelist_url("ingestion.DeviceRecord", status__exact="rejected", cause=cause), True)
@@ -164,7 +164,7 @@ def panel_terminations(now):
     start = (now - timedelta(days=13)).replace(hour=0, minute=0, second=0, microsecond=0)
     per_day = dict(
         Termination.objects.filter(created_at__gte=start)
-        .annotate(day=TruncDate("created_at")).order_by().values_list("day").annotate(n=Count("pk"))
+        .annotate(day=TruncDate("created_at")).order_by().values_list("day").annotate(n=Count("*"))
     )
     rows = []
     for i in range(14):
@@ -226,7 +226,7 @@ def panel_jobs(now):
     running = list(Job.objects.filter(status__in=["pending", "running"]).order_by("-id")[:8])
     since = now - timedelta(hours=24)
     finished = dict(
-        Job.objects.filter(finished_at__gte=since).order_by().values_list("status").annotate(n=Count("pk"))
+        Job.objects.filter(finished_at__gte=since).order_by().values_list("status").annotate(n=Count("*"))
     )
     return {
         "running": [{"job": j, "url": reverse("admin:portal_job_change", args=[j.pk])} for j in running],
