@@ -254,6 +254,19 @@ class OrderAdmin(RoleAwareAdminMixin, admin.ModelAdmin):
         if not has_capability(request.user, FULFIL):
             return self._refuse(request, order)
         rows, form = None, AssignmentsForm()
+        if request.method == "POST" and "single" in request.POST:
+            # One item at a time: the row's own IMEI/SIM inputs.
+            item = order.items.filter(pk=request.POST.get("item") or 0).first()
+            if item is None:
+                self.message_user(request, "That item is not on this order.", level=messages.ERROR)
+            else:
+                try:
+                    services.order_item_assign(item=item, imei=request.POST.get("imei", "").strip() or None,
+                                               sim=request.POST.get("sim", "").strip() or None, actor=request.user)
+                    self.message_user(request, f"Item {item.pk} assigned.", level=messages.SUCCESS)
+                except ValidationError as exc:
+                    self.message_user(request, _error_text(exc), level=messages.ERROR)
+            return HttpResponseRedirect(reverse("admin:orders_order_assign", args=[order.pk]))
         if request.method == "POST":
             form = AssignmentsForm(request.POST, request.FILES)
             if form.is_valid():

@@ -138,3 +138,14 @@ def test_manual_entry_view(catalogue, admin_client_for, fulfilment_user, viewer)
     client.post(url, data)
     order = Order.objects.get()
     assert order.source == "manual" and order.items.count() == 3 and order.purchase_order_number == "PO-EMAIL-7"
+
+
+def test_assign_one_item_from_its_row(provisioned_order, admin_client_for, fulfilment_user):
+    client = admin_client_for(fulfilment_user)
+    url = reverse("admin:orders_order_assign", args=[provisioned_order.pk])
+    first = provisioned_order.items.filter(requires_serial=True).order_by("id").first()
+    bad = client.post(url, {"single": "1", "item": first.pk, "imei": "490154203237517", "sim": make_iccid(1)}, follow=True)
+    assert "wrong check digit" in bad.content.decode()
+    client.post(url, {"single": "1", "item": first.pk, "imei": make_imei(1), "sim": make_iccid(1)})
+    first.refresh_from_db()
+    assert (first.imei, first.sim) == (make_imei(1), make_iccid(1))
