@@ -111,6 +111,23 @@ def test_catalogue_calls(navixy):
     assert tracker.group_id == group_id
 
 
+def test_each_id_type(navixy):
+    base = {"group_id": 0, "plugin_id": 44}
+    assert navixy.register(**base, label="M", model="sandbox_meid", device_id="A10000009296F2",
+                           phone="999999999971").device_id == "A10000009296F2"
+    assert navixy.register(**base, apn_name="internet", label="F", model="sandbox_id7", device_id="1234567",
+                           phone="999999999972").device_id == "1234567"
+    with pytest.raises(nx.InvalidParameters):
+        navixy.register(**base, apn_name="internet", label="F", model="sandbox_id7", device_id="123456",
+                        phone="999999999973")
+    generated = navixy.register(**base, apn_name="internet", label="G", model="tt1_wp", phone="999999999974")
+    assert len(generated.device_id) == 10 and generated.device_id.startswith("2")
+    assert navixy.register(**base, label="N", model="navixy_ngp", device_id="ngp-0001").device_id == "ngp-0001"
+    with pytest.raises(nx.InvalidParameters) as exc:
+        navixy.register(**base, label="N", model="navixy_ngp", device_id="bad_id!")
+    assert exc.value.field_errors()["device_id"] == ['must match "^[0-9a-zA-Z\\-]{1,64}$"']
+
+
 def test_register_retry(navixy):
     tracker = navixy.register(**FMB140)
     again = navixy.register_retry(tracker_id=tracker.id, apn_name="internet2")

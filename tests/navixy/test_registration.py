@@ -11,7 +11,14 @@ from integrations.base import MemoryRateLimiter, MemoryTokenStore
 from integrations.navixy import NavixyClient
 from portal.models import VendorCall
 
-from .conftest import GOOD_IMEI, GOOD_PHONE, SIM_LOGIN, SIM_PASSWORD, fmb140_input, luhn_imei
+from .conftest import (
+    GOOD_IMEI,
+    GOOD_PHONE,
+    SIM_LOGIN,
+    SIM_PASSWORD,
+    fmb140_input,
+    luhn_imei,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 State = Tracker.State
@@ -146,6 +153,14 @@ def test_lease_keeps_a_second_worker_out(catalogue, enqueued):
     Tracker.objects.filter(pk=tracker.pk).update(lease_until=timezone.now() + timezone.timedelta(minutes=1))
     assert svc.tracker_register(tracker_id=tracker.pk) == svc.Outcome.SKIPPED
     assert not VendorCall.objects.filter(method="tracker/register").exists()
+    # That worker was killed after committing its intent, before sending: once the lease has
+    # run out, the next attempt looks the tracker up, finds nothing, and registers it once.
+    Tracker.objects.filter(pk=tracker.pk).update(lease_until=timezone.now() - timezone.timedelta(seconds=1),
+                                                 register_call_started_at=timezone.now())
+    assert svc.tracker_register(tracker_id=tracker.pk) == svc.Outcome.REGISTERED
+    methods = list(VendorCall.objects.filter(target=f"devices.Tracker:{tracker.pk}")
+                   .order_by("id").values_list("method", flat=True))
+    assert methods == ["tracker/list", "tracker/register"]
 
 
 def test_register_retry_and_refresh(catalogue, enqueued, navixy_api_url):
