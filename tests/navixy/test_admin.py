@@ -139,3 +139,29 @@ def test_edit_a_failed_tracker_and_register_again(offline_catalogue, staff, enqu
     assert tracker.phone == "4915112345600" and tracker.state == "registering"
     assert tracker.activation_code == "6045325592" and tracker.apn_password == "passwd"
     assert staff.get(url).status_code == 302  # no longer editable
+
+
+def test_changelist_queries_do_not_grow_with_rows(offline_catalogue, staff, enqueued):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from devices.models import Device
+
+    url = reverse("admin:devices_tracker_changelist")
+
+    def add(n, start):
+        for i in range(start, start + n):
+            imei = luhn_imei(f"35693803{i:06d}")
+            Device.objects.create(serial=f"CX{i:010d}", product_id=10032, product_type="CustomDevice", erp_no="E",
+                                  imei=imei)
+            svc.tracker_create(data=fmb140_input(label=f"T{i}", device_id=imei, phone=f"4915112{i:06d}", group=1),
+                               submit=False)
+
+    add(3, 0)
+    staff.get(url)
+    with CaptureQueriesContext(connection) as few:
+        assert staff.get(url).status_code == 200
+    add(9, 100)
+    with CaptureQueriesContext(connection) as many:
+        assert staff.get(url).status_code == 200
+    assert len(many) == len(few), [q["sql"] for q in many.captured_queries]

@@ -261,3 +261,11 @@ def test_encodings_and_hash_placements(navixy_api_url):
                                                      "description": "User or API key not found or session ended"}}
     # trailing slash tolerated
     assert requests.post(f"{url}/plugin/list/", json={"hash": h}, timeout=5).json()["success"] is True
+
+
+def test_simulator_rate_limit_is_50_per_second():
+    from sandbox.navixy import views
+
+    key = "rate-limit-test-key"
+    assert not any(views.over_rate_limit(key) for _ in range(50))
+    assert views.over_rate_limit(key)  # the 51st within the same second
