@@ -24,6 +24,7 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.text import capfirst
 
+from portal.audit import SECRET_FIELD
 from portal.roles import VIEW, has_capability
 
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
@@ -118,8 +119,12 @@ class ExportMixin:
 
     def get_export_fields(self, request) -> list[str]:
         if self.export_fields:
-            return list(self.export_fields)
-        return [f.name if not f.is_relation else f.attname for f in self.model._meta.concrete_fields]
+            fields = list(self.export_fields)
+        else:
+            fields = [f.name if not f.is_relation else f.attname for f in self.model._meta.concrete_fields
+                      if not type(f).__name__.startswith("Encrypted")]
+        # Secrets never leave in a spreadsheet, whatever export_fields says.
+        return [f for f in fields if not SECRET_FIELD.search(f.split(LOOKUP_SEP)[-1])]
 
     def _export_name(self) -> str:
         opts = self.model._meta

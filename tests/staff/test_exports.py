@@ -72,3 +72,22 @@ def test_export_needs_a_role(make_user, client_for, make_call):
     nobody = make_user(None)  # staff, no role
     response = client_for(nobody).get(reverse("admin:portal_vendorcall_export", args=["csv"]))
     assert response.status_code == 403
+
+
+@pytest.mark.django_db
+def test_secret_columns_are_never_exported(superuser):
+    from django.contrib import admin
+
+    from portal.exports import ExportMixin
+    from portal.models import ApiToken
+
+    class TokenExport(ExportMixin, admin.ModelAdmin):
+        export_fields = ("name", "prefix", "key_digest", "user__password")
+
+    fields = TokenExport(ApiToken, admin.site).get_export_fields(None)
+    assert fields == ["name", "prefix"]
+
+    class DefaultExport(ExportMixin, admin.ModelAdmin):
+        pass
+
+    assert "key_digest" not in DefaultExport(ApiToken, admin.site).get_export_fields(None)
