@@ -70,6 +70,8 @@ class Campaign:
     ops: collections.Counter = field(default_factory=collections.Counter)
     lock: threading.Lock = field(default_factory=threading.Lock)
     faults: list[Fault] = field(default_factory=list)
+    to_terminate: list[int] = field(default_factory=list)
+    reason_id: int | None = None
 
     # ------------------------------------------------------------------ background work
     def probe(self) -> None:
@@ -131,30 +133,39 @@ class Campaign:
             self.ops[f"provision {status}"] += 1
         return status
 
-    def operations(self, *, provisions: int, to_terminate: list[int], reason_id: int | None) -> None:
+    def operations(self, *, provisions: int) -> None:
         """Staff-like billable work through the API while the faults happen: new provisioning
-        requests, and terminations of devices minted before the faults began."""
-        token = self.data.tokens["billing"]
+        requests every few seconds (terminations are sent inside the vendor faults)."""
         conn = _connection(self.stack.url)
-        pending = list(to_terminate) if reason_id is not None else []
         made = 0
-        while not self.stop.is_set() and (made < provisions or pending):
+        while not self.stop.is_set() and made < provisions:
             try:
-                if made < provisions and self.provision(conn, 1000 + made) in (200, 201, 202):
+                if self.provision(conn, 1000 + made) in (200, 201, 202):
                     made += 1
-                if pending:
-                    body = {"device": pending[0], "reason_id": reason_id, "comments": "fault campaign"}
-                    status, _, _ = _request(conn, "POST", "/api/v1/terminations/", token, json.dumps(body).encode())
-                    with self.lock:
-                        self.ops[f"terminate {status}"] += 1
-                    if status < 500:
-                        pending.pop(0)
             except Exception as exc:  # noqa: BLE001 — an outage: count it and go on
                 with self.lock:
                     self.ops[f"error {type(exc).__name__}"] += 1
                 conn.close()
                 conn = _connection(self.stack.url)
-            time.sleep(2.0)
+            time.sleep(3.0)
+
+    def terminate_one(self) -> None:
+        """A billing user terminates one of the devices minted before the faults, while the
+        current vendor fault is on (the call meets the outage, the 429 or the dropped reply)."""
+        if not self.to_terminate or self.reason_id is None:
+            return
+        device = self.to_terminate.pop(0)
+        body = {"device": device, "reason_id": self.reason_id, "comments": "fault campaign"}
+        conn = _connection(self.stack.url)
+        try:
+            status, _, _ = _request(conn, "POST", "/api/v1/terminations/", self.data.tokens["billing"],
+                                    json.dumps(body).encode())
+            key = f"terminate {status}"
+        except Exception as exc:  # noqa: BLE001
+            key = f"terminate error {type(exc).__name__}"
+        conn.close()
+        with self.lock:
+            self.ops[key] += 1
 
     def warm_up_devices(self, count: int, *, timeout: float) -> list[int]:
         """Mint `count` devices before the faults (one per partner account, so they run in
@@ -344,13 +355,14 @@ def main() -> int:
         campaign = Campaign(stack, data)
         minted = campaign.warm_up_devices(len(PROVISION_ACCOUNTS), timeout=90)
         print(f"faults: {len(minted)} devices minted before the faults (termination targets)", flush=True)
+        campaign.to_terminate = list(minted)
+        campaign.reason_id = reason.reason_id if reason else None
         bodies = collections.deque(record_bodies(data.serials, bodies=400, batch=250))
         threads = [threading.Thread(target=campaign.probe, daemon=True),
                    threading.Thread(target=campaign.intake, args=(bodies,), daemon=True),
                    threading.Thread(target=campaign.intake, args=(bodies,), daemon=True),
                    threading.Thread(target=campaign.operations, daemon=True, kwargs={
-                       "provisions": 6 if args.quick else 12, "to_terminate": minted,
-                       "reason_id": reason.reason_id if reason else None})]
+                       "provisions": 6 if args.quick else 12})]
         for t in threads:
             t.start()
         time.sleep(gap)
@@ -366,6 +378,7 @@ def main() -> int:
             def action():
                 for system in systems:
                     campaign.sandbox_fault(system=system, mode=mode, **extra)
+                campaign.terminate_one()
                 time.sleep(hold)
                 campaign.clear_sandbox_faults()
             return action
