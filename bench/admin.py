@@ -27,7 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import common  # noqa: E402
+from bench import common
 
 BIG = {"devices.Device": 1_000_000, "orders.Order": 200_000, "portal.VendorCall": 2_000_000}
 QUICK_BIG = {"devices.Device": 3_000, "orders.Order": 600, "portal.VendorCall": 6_000}
@@ -199,9 +199,7 @@ def generate(quick: bool) -> dict:
     wanted = {}
     for model in admin.site._registry:
         label = model._meta.label
-        if label in SKIP or label.startswith("django_celery_beat.") or label.startswith("auth."):
-            continue
-        if label.startswith("sandbox"):
+        if label in SKIP or label.startswith(("django_celery_beat.", "auth.", "sandbox")):
             continue
         wanted[model] = big.get(label, SMALL.get(label, other))
     from django.apps import apps
@@ -217,7 +215,7 @@ def generate(quick: bool) -> dict:
         target = wanted.get(model, 50)  # a parent with no admin page: a few rows to point at
         try:
             seconds = fill(model, target, parents)
-        except Exception as exc:  # a model this generator cannot satisfy is reported, not fatal
+        except Exception as exc:  # noqa: BLE001 -- a model the generator cannot fill is reported, not fatal
             print(f"  ! could not generate {label}: {type(exc).__name__}: {str(exc)[:160]}")
             continue
         ids = model._default_manager.order_by().values_list("pk", flat=True)

@@ -2,7 +2,7 @@ from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import JsonResponse
 from django.shortcuts import get_object_or_404
-from django.urls import path, reverse
+from django.urls import NoReverseMatch, path, reverse
 from django.utils.html import format_html
 
 from portal.admin_kit import ScalableAdminMixin, choices_filter
@@ -153,7 +153,7 @@ class AuditEntryAdmin(ExportMixin, ScalableAdminMixin, ReadOnlyAdmin):
         if entry.object_id and entry.action not in (AuditEntry.Action.DELETE, AuditEntry.Action.BULK_DELETE):
             try:
                 url = reverse(f"admin:{ct.app_label}_{ct.model}_history", args=[entry.object_id])
-            except Exception:  # the model has no admin page
+            except NoReverseMatch:  # the model has no admin page
                 return f"{ct.app_label}.{ct.model} {entry.object_repr}"
             return format_html('<a href="{}">{}.{} {}</a>', url, ct.app_label, ct.model, entry.object_repr)
         return f"{ct.app_label}.{ct.model} {entry.object_repr}"

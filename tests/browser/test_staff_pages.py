@@ -104,7 +104,8 @@ def test_export_csv_from_the_filtered_list(page, login, make_user):
     page.goto("/admin/portal/vendorcall/?system=navixy")
     with page.expect_download() as info:
         page.click("a.portal-export[data-format=csv]")
-    body = open(info.value.path(), encoding="utf-8-sig").read()
+    with open(info.value.path(), encoding="utf-8-sig") as export:
+        body = export.read()
     assert "navixy" in body and "dig" not in body.replace("Request digest", "")
     assert "'=2+2" in body
 

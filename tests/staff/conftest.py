@@ -43,8 +43,8 @@ def client_for():
 @pytest.fixture
 def make_call(db):
     def make(**kwargs):
-        defaults = dict(system="myadmin", method="ProvisionDeviceToAccount", outcome="ok",
-                        started_at=timezone.now(), duration_ms=12)
+        defaults = {"system": "myadmin", "method": "ProvisionDeviceToAccount", "outcome": "ok",
+                    "started_at": timezone.now(), "duration_ms": 12}
         defaults.update(kwargs)
         return VendorCall.objects.create(**defaults)
 

@@ -14,7 +14,7 @@ def _call(at, system="myadmin", outcome="ok"):
 @pytest.mark.django_db
 def test_rollup_counts_match_the_ledger_for_any_window():
     now = timezone.now().replace(minute=30, second=0, microsecond=0)
-    for hours_ago in range(0, 60):
+    for hours_ago in range(60):
         _call(now - timedelta(hours=hours_ago, minutes=7), outcome="ok")
         if hours_ago % 3 == 0:
             _call(now - timedelta(hours=hours_ago, minutes=50), system="dig", outcome="unknown")
@@ -36,7 +36,7 @@ def test_rollup_counts_match_the_ledger_for_any_window():
 @pytest.mark.django_db
 def test_a_gap_in_the_rollup_falls_back_to_the_ledger():
     now = timezone.now().replace(minute=30, second=0, microsecond=0)
-    for hours_ago in range(0, 10):
+    for hours_ago in range(10):
         _call(now - timedelta(hours=hours_ago, minutes=5))
     vendor_call_rollup(now=now)
     expected = vendor_call_counts(since=now - timedelta(hours=9), until=now)
