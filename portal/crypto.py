@@ -39,6 +39,16 @@ def field_cipher() -> MultiFernet:
     return _multifernet(keys)
 
 
+def encryption_problem() -> str:
+    """Why secrets cannot be stored right now ("" when they can): forms and serializers show
+    this as a validation error instead of failing on save."""
+    try:
+        field_cipher()
+    except ImproperlyConfigured as exc:
+        return str(exc)
+    return ""
+
+
 def encrypt_str(value: str) -> str:
     return field_cipher().encrypt(value.encode()).decode()
 

@@ -15,6 +15,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 
 from devices.models import CustomerDatabase, CustomerDatabaseAccount, Device
+from portal.crypto import encryption_problem
 from portal.roles import (
     BILL,
     FULFIL,
@@ -93,6 +94,9 @@ class CustomerDatabaseForm(forms.ModelForm):
 
     def clean_password(self):
         value = self.cleaned_data.get("password")
+        problem = encryption_problem()
+        if problem:
+            raise forms.ValidationError(f"The password cannot be stored: {problem}")
         if value:
             return value
         if self.instance.pk:

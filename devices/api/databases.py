@@ -11,6 +11,7 @@ from rest_framework.response import Response
 from devices.models import CustomerDatabase, CustomerDatabaseAccount, Device
 from devices.models.database import validate_mygeotab_server
 from portal.api.errors import Conflict, error_response
+from portal.crypto import encryption_problem
 from portal.roles import BILL
 
 
@@ -48,6 +49,9 @@ class CustomerDatabaseSerializer(serializers.ModelSerializer):
         return value
 
     def validate(self, attrs):
+        problem = encryption_problem()
+        if problem:
+            raise serializers.ValidationError({"password": [f"The password cannot be stored: {problem}"]})
         if self.instance is None and not attrs.get("password"):
             raise serializers.ValidationError({"password": ["A password is required for a new database."]})
         server = attrs.get("server", getattr(self.instance, "server", ""))

@@ -48,3 +48,17 @@ def test_missing_or_bad_keys_fail_clearly(settings):
     with pytest.raises(ImproperlyConfigured, match="not a Fernet key") as excinfo:
         CustomerDatabase.objects.create(database="c", username="u", password="x")
     assert "not-a-key" not in str(excinfo.value)
+
+
+@pytest.mark.django_db
+def test_no_key_is_a_field_error_not_a_500(settings, api_client_for, billing_user, client):
+    settings.FIELD_ENCRYPTION_KEYS = []
+    response = api_client_for(billing_user).post(
+        "/api/v1/customer-databases/", {"database": "x", "username": "u", "password": "p"}, format="json")
+    assert response.status_code == 400 and "FIELD_ENCRYPTION_KEYS" in response.json()["errors"]["password"][0]
+    client.force_login(billing_user)
+    page = client.post("/admin/devices/customerdatabase/add/", {
+        "database": "x", "username": "u", "password": "p", "default_groups": "[]", "active": "on",
+        "accounts-TOTAL_FORMS": "0", "accounts-INITIAL_FORMS": "0"})
+    assert page.status_code == 200 and b"FIELD_ENCRYPTION_KEYS" in page.content
+    assert not CustomerDatabase.objects.exists()
