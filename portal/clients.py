@@ -156,7 +156,13 @@ def _mygeotab_token_store():
 
 def mygeotab_client(database):
     """A MyGeotab client for one `devices.CustomerDatabase` (its server, or MYGEOTAB_SERVER)."""
+    from django.core.exceptions import ImproperlyConfigured
+
     from integrations.mygeotab import MyGeotabClient
+    from portal.crypto import UndecryptableSecret
+
+    if isinstance(database.password, UndecryptableSecret):
+        raise ImproperlyConfigured(f"Customer database '{database}': {UndecryptableSecret.problem}")
 
     return MyGeotabClient(
         database.effective_server,

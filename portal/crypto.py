@@ -10,12 +10,15 @@ see only Fernet tokens. The field cannot be filtered on (each encryption is rand
 
 from __future__ import annotations
 
+import logging
 from functools import lru_cache
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.db import models
+
+logger = logging.getLogger(__name__)
 
 
 @lru_cache(maxsize=4)
@@ -63,10 +66,20 @@ def decrypt_str(token: str) -> str:
         ) from exc
 
 
+class UndecryptableSecret(str):
+    """What a read gives when no configured key opens the stored token: an empty, falsy
+    marker, so pages and lists still load and the code that needs the secret can say exactly
+    what is wrong (re-enter it, or restore the key) instead of failing with a 500."""
+
+    problem = ("The stored secret cannot be decrypted with any key in FIELD_ENCRYPTION_KEYS "
+               "(was a key removed before `rotate_encrypted_fields` ran?): enter it again.")
+
+
 class EncryptedTextField(models.TextField):
     """A text field stored as a Fernet token; reads give back the clear text.
 
-    The empty string stays empty (so "not set" is visible without a key).
+    The empty string stays empty (so "not set" is visible without a key). A token no key
+    opens reads as ``UndecryptableSecret`` (and is never written back by a save that keeps it).
     """
 
     description = "Text encrypted at rest (Fernet, FIELD_ENCRYPTION_KEYS)"
@@ -74,12 +87,20 @@ class EncryptedTextField(models.TextField):
     def from_db_value(self, value, expression, connection):
         if value is None or value == "":
             return value
-        return decrypt_str(value)
+        try:
+            return decrypt_str(value)
+        except ImproperlyConfigured:
+            logger.warning("%s.%s: a stored secret cannot be decrypted with the configured keys",
+                           self.model._meta.label, self.name)
+            return UndecryptableSecret("")
 
     def to_python(self, value):
         return value
 
     def get_prep_value(self, value):
+        if isinstance(value, UndecryptableSecret):
+            # Writing the marker back would erase a token that a restored key could still open.
+            raise ValueError(UndecryptableSecret.problem)
         value = super().get_prep_value(value)
         if value is None or value == "":
             return value

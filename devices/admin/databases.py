@@ -15,7 +15,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 
 from devices.models import CustomerDatabase, CustomerDatabaseAccount, Device
-from portal.crypto import encryption_problem
+from portal.crypto import UndecryptableSecret, encryption_problem
 from portal.roles import (
     BILL,
     FULFIL,
@@ -99,6 +99,8 @@ class CustomerDatabaseForm(forms.ModelForm):
             raise forms.ValidationError(f"The password cannot be stored: {problem}")
         if value:
             return value
+        if isinstance(self.instance.password, UndecryptableSecret):
+            raise forms.ValidationError(UndecryptableSecret.problem)
         if self.instance.pk:
             return self.instance.password  # keep the stored one
         raise forms.ValidationError("A password is required for a new database.")

@@ -11,7 +11,7 @@ from rest_framework.response import Response
 from devices.models import CustomerDatabase, CustomerDatabaseAccount, Device
 from devices.models.database import validate_mygeotab_server
 from portal.api.errors import Conflict, error_response
-from portal.crypto import encryption_problem
+from portal.crypto import UndecryptableSecret, encryption_problem
 from portal.roles import BILL
 
 
@@ -54,6 +54,9 @@ class CustomerDatabaseSerializer(serializers.ModelSerializer):
             raise serializers.ValidationError({"password": [f"The password cannot be stored: {problem}"]})
         if self.instance is None and not attrs.get("password"):
             raise serializers.ValidationError({"password": ["A password is required for a new database."]})
+        if (self.instance is not None and not attrs.get("password")
+                and isinstance(self.instance.password, UndecryptableSecret)):
+            raise serializers.ValidationError({"password": [UndecryptableSecret.problem]})
         server = attrs.get("server", getattr(self.instance, "server", ""))
         database = attrs.get("database", getattr(self.instance, "database", ""))
         clash = CustomerDatabase.objects.filter(server=server, database=database)

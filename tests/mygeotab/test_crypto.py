@@ -6,9 +6,12 @@ import pytest
 from cryptography.fernet import Fernet
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management import call_command
+from django.core.management.base import CommandError
 from django.db import connection
 
 from devices.models import CustomerDatabase
+from devices.services.databases import customer_database_test_connection
+from portal.crypto import UndecryptableSecret
 
 
 def _raw(pk):
@@ -36,11 +39,22 @@ def test_rotation_moves_every_row_to_the_new_key(settings):
 
 
 @pytest.mark.django_db
-def test_missing_or_bad_keys_fail_clearly(settings):
+def test_missing_or_bad_keys_fail_clearly(settings, billing_user, api_client_for):
     db = CustomerDatabase.objects.create(database="a", username="u", password="pw-1")
-    settings.FIELD_ENCRYPTION_KEYS = [Fernet.generate_key().decode()]
-    with pytest.raises(ImproperlyConfigured, match="cannot be decrypted"):
-        CustomerDatabase.objects.get(pk=db.pk)
+    token = _raw(db.pk)
+    settings.FIELD_ENCRYPTION_KEYS = [Fernet.generate_key().decode()]  # the old key was dropped
+    unreadable = CustomerDatabase.objects.get(pk=db.pk)
+    assert isinstance(unreadable.password, UndecryptableSecret) and not unreadable.password
+    # Pages still load; the service names the cause; nothing overwrites the stored token.
+    assert api_client_for(billing_user).get("/api/v1/customer-databases/").status_code == 200
+    response = api_client_for(billing_user).patch(f"/api/v1/customer-databases/{db.pk}/", {"label": "x"},
+                                                  format="json")
+    assert response.status_code == 400 and "cannot be decrypted" in response.json()["errors"]["password"][0]
+    ok, message = customer_database_test_connection(database=unreadable)
+    assert not ok and "cannot be decrypted" in message
+    with pytest.raises(CommandError, match="1 secret"):
+        call_command("rotate_encrypted_fields", stdout=io.StringIO())
+    assert _raw(db.pk) == token
     settings.FIELD_ENCRYPTION_KEYS = []
     with pytest.raises(ImproperlyConfigured, match="FIELD_ENCRYPTION_KEYS is empty"):
         CustomerDatabase.objects.create(database="b", username="u", password="x")
