@@ -17,7 +17,7 @@ from django.apps import apps
 from django.conf import settings
 from django.core.cache import cache
 from django.core.exceptions import FieldError
-from django.db import DatabaseError, transaction
+from django.db import DatabaseError, connection, transaction
 from django.db.models import Count, Min, Q
 from django.db.models.functions import TruncDate
 from django.urls import NoReverseMatch, reverse
@@ -249,9 +249,11 @@ PANELS = {
 
 def _compute(name, selector, now):
     try:
-        # A savepoint: on PostgreSQL a failed query must not poison the request's transaction.
-        with transaction.atomic():
-            return {"ok": True, "data": selector(now)}
+        if connection.in_atomic_block:
+            # Inside a transaction a failed query would poison it on PostgreSQL: use a savepoint.
+            with transaction.atomic():
+                return {"ok": True, "data": selector(now)}
+        return {"ok": True, "data": selector(now)}
     except Unavailable as exc:
         return {"ok": False, "reason": str(exc)}
     except (FieldError, DatabaseError) as exc:
