@@ -20,3 +20,12 @@ def vendor_call_rollup() -> None:
     from portal.ledger_rollup import vendor_call_rollup as rollup
 
     rollup()
+
+
+@shared_task(name="portal.dashboard_refresh", ignore_result=True, soft_time_limit=60, time_limit=90)
+def dashboard_refresh() -> None:
+    """Recompute the dashboard's cached panels, so page views read the shared cache (Redis in
+    production) instead of paying for the aggregations."""
+    from portal.dashboard import dashboard_refresh as refresh
+
+    refresh()

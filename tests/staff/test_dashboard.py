@@ -98,3 +98,21 @@ def test_dashboard_query_count_does_not_grow_with_data(superuser, client_for, ma
 def test_user_without_a_role_sees_no_dashboard(make_user, client_for):
     html = client_for(make_user(None)).get("/admin/").content.decode()
     assert 'id="portal-dashboard"' not in html
+
+
+@pytest.mark.django_db
+@override_settings(DASHBOARD_CACHE_SECONDS=60)
+def test_refresh_task_fills_the_panel_cache(viewer, client_for):
+    from django.core.cache import cache
+
+    from portal.tasks import dashboard_refresh
+
+    _make_order("new")
+    dashboard_refresh()
+    cached = cache.get(dashboard.CACHE_PREFIX + "orders")
+    assert cached["ok"] and cached["data"]["waiting"] == 1
+    _make_order("new")
+    # Page views read the refreshed cache until the next refresh.
+    assert _figure(client_for(viewer).get("/admin/").content.decode(), "orders-waiting") == "1"
+    dashboard_refresh()
+    assert _figure(client_for(viewer).get("/admin/").content.decode(), "orders-waiting") == "2"
