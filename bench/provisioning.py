@@ -23,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import figure, parse_args, setup_django, timer, write_results  # noqa: E402
+from bench.common import figure, parse_args, setup_django, timer, write_results
 
 N = 1000
 LATENCY_MS = 50
@@ -46,7 +46,10 @@ def _serve():
 
 
 def _run(client, *, quantity: int, use_bulk: bool) -> tuple[int, float]:
-    from devices.services import provisioning_request_create, provisioning_request_process
+    from devices.services import (
+        provisioning_request_create,
+        provisioning_request_process,
+    )
     from portal.models import VendorCall
 
     req = provisioning_request_create(product_id=10032, erp_no=ACCOUNT, quantity=quantity, use_bulk=use_bulk,

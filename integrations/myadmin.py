@@ -236,7 +236,7 @@ def _parse_response(method: str) -> Callable[[requests.Response], Any]:
                                 error_name=f"HTTP{status}", http_status=status)
         body = response.json()  # ValueError → unknown (handled by VendorSession)
         if not isinstance(body, dict):
-            raise ValueError("JSON-RPC body is not an object")
+            raise ValueError("JSON-RPC body is not an object")  # noqa: TRY004 - ValueError = unreadable → unknown
         if body.get("error") is not None:
             raise classify_rpc_error(method, body["error"], status)
         if "result" not in body:

@@ -82,4 +82,4 @@ def device_contract_update(
     return device
 
 
-__all__ = ["device_contract_update", "VendorError"]
+__all__ = ["VendorError", "device_contract_update"]

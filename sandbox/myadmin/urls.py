@@ -8,5 +8,5 @@ urlpatterns = [
     path("v2/MyAdminApi.ashx", views.jsonrpc, {"version": "v2"}, name="sandbox-myadmin-v2"),
     path("v2/myadminapi.ashx", views.jsonrpc, {"version": "v2"}),  # the adapter's lowercase path [C S10]
     path("v3/MyAdminApi.ashx", views.jsonrpc, {"version": "v3"}, name="sandbox-myadmin-v3"),
-    path("termination-sheet.<str:extension>", __import__("sandbox.myadmin.sheet", fromlist=["_"]).termination_sheet, name="sandbox-myadmin-termination-sheet"),  # noqa: E501
+    path("termination-sheet.<str:extension>", __import__("sandbox.myadmin.sheet", fromlist=["_"]).termination_sheet, name="sandbox-myadmin-termination-sheet"),
 ]

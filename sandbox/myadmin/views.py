@@ -176,7 +176,7 @@ def _parse_iso(value, field: str) -> datetime | None:
     if value in (None, ""):
         return None
     try:
-        parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+        parsed = datetime.fromisoformat(str(value))  # Python 3.11 reads "Z"
     except ValueError as exc:
         raise RpcError("ArgumentException", f"{field} is not an ISO-8601 date") from exc
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
@@ -323,7 +323,6 @@ def update_device_contracts(user: SandboxUser, params: dict) -> None:
                 setattr(device, field, str(params.get(key) or "")[:limit])
     if fields:
         SandboxDevice.objects.bulk_update(devices, fields, batch_size=500)
-    return None
 
 
 def terminate_device_billing(user: SandboxUser, params: dict) -> None:

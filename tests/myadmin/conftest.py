@@ -19,12 +19,12 @@ def make_client(myadmin_url, sleeps):
     """make_client(**overrides) → a MyAdminClient on the live sandbox; sleeps are recorded, not slept."""
 
     def make(**overrides):
-        kwargs = dict(
-            token_store=MemoryTokenStore(),
-            rate_limiter=MemoryRateLimiter(sleep=sleeps.append),
-            read_timeout=2,
-            sleep=sleeps.append,
-        )
+        kwargs = {
+            "token_store": MemoryTokenStore(),
+            "rate_limiter": MemoryRateLimiter(sleep=sleeps.append),
+            "read_timeout": 2,
+            "sleep": sleeps.append,
+        }
         kwargs.update(overrides)
         username = kwargs.pop("username", "integrator@example.com")
         password = kwargs.pop("password", "sandbox-password")

@@ -65,7 +65,7 @@ def test_device_filters_and_search(portal_myadmin, myadmin, viewer, api_client_f
     device = Device.objects.filter(erp_no="ACME01").get()
     Device.objects.filter(pk=device.pk).update(imei="356938035643809")
     api = api_client_for(viewer)
-    serials = lambda **q: sorted(d["serial"] for d in api.get("/api/v1/devices/", q).json()["results"])  # noqa: E731
+    serials = lambda **q: sorted(d["serial"] for d in api.get("/api/v1/devices/", q).json()["results"])
     assert len(serials(account="integ01")) == 2
     assert serials(product=10184) == [device.serial]
     assert serials(status="provisioned", account="ACME01") == [device.serial]
