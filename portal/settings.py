@@ -117,6 +117,7 @@ CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://portal")}
 AUTHENTICATION_BACKENDS = ["portal.auth.LockoutModelBackend"]
 LOGIN_MAX_FAILURES = env.int("LOGIN_MAX_FAILURES", default=5)
 LOGIN_LOCKOUT_SECONDS = env.int("LOGIN_LOCKOUT_SECONDS", default=900)
+LOGIN_MAX_FAILURES_PER_ADDRESS = env.int("LOGIN_MAX_FAILURES_PER_ADDRESS", default=100)
 # Dashboard panels are cached this long (seconds): big GROUP BYs run once per period, not per view.
 DASHBOARD_CACHE_SECONDS = env.int("DASHBOARD_CACHE_SECONDS", default=30)
 

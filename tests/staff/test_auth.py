@@ -90,3 +90,14 @@ def test_users_see_and_create_only_their_own_tokens(viewer, billing_user, client
     assert response.status_code == 200  # the form refuses another user's id, next to the field
     assert "Select a valid choice" in response.content.decode()
     assert not ApiToken.objects.filter(user=billing_user, name="x").exists()
+
+
+@pytest.mark.django_db
+@override_settings(LOGIN_MAX_FAILURES=50, LOGIN_MAX_FAILURES_PER_ADDRESS=3)
+def test_one_address_is_locked_after_its_own_limit(make_user):
+    victim = make_user("viewer", password="pw-Secret-123")
+    client = Client()
+    for n in range(3):
+        _login(client, f"guess{n}", "wrong")
+    response = _login(client, victim.username, "pw-Secret-123")
+    assert "Too many failed sign-in attempts" in response.content.decode()
