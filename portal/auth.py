@@ -26,6 +26,8 @@ from rest_framework.authentication import TokenAuthentication
 
 from portal.models import ApiToken
 
+# Named tokens carry a prefix, so a key is looked up in exactly one table.
+KEY_PREFIX = "pt_"
 # Writing last_used_at on every request would turn each API read into a write: once a minute.
 LAST_USED_RESOLUTION = timedelta(seconds=60)
 
@@ -40,8 +42,9 @@ def api_token_create(*, user, name: str) -> tuple[ApiToken, str]:
     name = (name or "").strip()
     if not name:
         raise ValidationError({"name": "Give the token a name (what will use it)."})
-    key = secrets.token_hex(20)
-    token = ApiToken.objects.create(user=user, name=name[:100], prefix=key[:8], key_digest=_digest(key))
+    key = KEY_PREFIX + secrets.token_urlsafe(32)
+    token = ApiToken.objects.create(user=user, name=name[:100], prefix=key[len(KEY_PREFIX):][:8],
+                                    key_digest=_digest(key))
     return token, key
 
 
@@ -58,10 +61,12 @@ def api_token_revoke(*, token_ids, actor=None) -> int:
 
 class PortalTokenAuthentication(TokenAuthentication):
     def authenticate_credentials(self, key):
+        if not key.startswith(KEY_PREFIX):
+            # DRF's per-user token (raises AuthenticationFailed if unknown): one query either way.
+            return super().authenticate_credentials(key)
         token = ApiToken.objects.select_related("user").filter(key_digest=_digest(key)).first()
         if token is None:
-            # Not one of ours: DRF's per-user token (raises AuthenticationFailed if unknown).
-            return super().authenticate_credentials(key)
+            raise exceptions.AuthenticationFailed("Invalid token.")
         if token.revoked_at is not None:
             raise exceptions.AuthenticationFailed("Token revoked.")
         if not token.user.is_active:

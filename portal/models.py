@@ -194,7 +194,7 @@ class ApiToken(models.Model):
         verbose_name = "API token"
 
     def __str__(self):
-        return f"{self.name} ({self.prefix}…)"
+        return f"{self.name} (pt_{self.prefix}…)"
 
     @property
     def is_active(self) -> bool:

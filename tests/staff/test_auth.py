@@ -101,3 +101,13 @@ def test_one_address_is_locked_after_its_own_limit(make_user):
         _login(client, f"guess{n}", "wrong")
     response = _login(client, victim.username, "pw-Secret-123")
     assert "Too many failed sign-in attempts" in response.content.decode()
+
+
+@pytest.mark.django_db
+def test_token_authentication_costs_one_lookup(viewer, django_assert_max_num_queries):
+    _token, key = api_token_create(user=viewer, name="probe")
+    api = Client(HTTP_AUTHORIZATION=f"Token {key}")
+    api.get("/api/v1/vendor-calls/")  # first use writes last_used_at
+    with django_assert_max_num_queries(3):  # token+user, roles, the page
+        assert api.get("/api/v1/vendor-calls/").status_code == 200
+    assert Client(HTTP_AUTHORIZATION="Token pt_unknown").get("/api/v1/vendor-calls/").status_code == 401
