@@ -63,25 +63,31 @@ def write_xlsx(path: Path, start: int, count: int) -> None:
     workbook.save(path)
 
 
-def clean_previous_run() -> None:
-    """The benchmark database is shared by every area's benchmark: remove only this one's rows
-    (serials with the benchmark prefix) so each run starts from the same state."""
+def clean_previous_run() -> int:
+    """The benchmark database is shared by every area's benchmark: reset only this one's rows
+    (serials with the benchmark prefix) so each run starts from the same state. Devices are kept
+    and set back to active (deleting a million devices is slower than the benchmark itself).
+    Returns how many benchmark devices exist already."""
     from django.db import connection
 
     like = f"{PREFIX}%"
     with connection.cursor() as cur:
-        cur.execute("DELETE FROM devices_termination WHERE serial LIKE %s", [like])
         cur.execute("DELETE FROM ingestion_terminationimportrow WHERE run_id IN "
                     "(SELECT r.id FROM ingestion_terminationimportrun r JOIN ingestion_terminationsource s "
                     "ON s.id = r.source_id WHERE s.name = %s)", [SOURCE_NAME])
+        cur.execute("DELETE FROM devices_termination WHERE serial LIKE %s", [like])
         cur.execute("DELETE FROM ingestion_terminationimportrun WHERE source_id IN "
                     "(SELECT id FROM ingestion_terminationsource WHERE name = %s)", [SOURCE_NAME])
         cur.execute("DELETE FROM devices_deviceevent WHERE device_id IN "
                     "(SELECT id FROM devices_device WHERE serial LIKE %s)", [like])
-        cur.execute("DELETE FROM devices_device WHERE serial LIKE %s", [like])
+        cur.execute("UPDATE devices_device SET status = 'active', terminated_at = NULL "
+                    "WHERE serial LIKE %s AND status <> 'active'", [like])
+        cur.execute("SELECT count(*) FROM devices_device WHERE serial LIKE %s", [like])
+        existing = cur.fetchone()[0]
+    return existing
 
 
-def load_devices(count: int) -> None:
+def load_devices(count: int, *, first: int = 1) -> None:
     from django.db import connection
 
     from devices.models import Device
@@ -108,18 +114,18 @@ def load_devices(count: int) -> None:
 
         columns = ", ".join(f.column for f in fields)
         with connection.cursor() as cur, cur.copy(f"COPY devices_device ({columns}) FROM STDIN") as copy:
-            for first in range(1, count + 1, 50_000):
+            for chunk in range(first, count + 1, 50_000):
                 copy.write("".join("\t".join(value(f, i) for f in fields) + "\n"
-                                   for i in range(first, min(first + 50_000, count + 1))))
+                                   for i in range(chunk, min(chunk + 50_000, count + 1))))
         with connection.cursor() as cur:
             cur.execute("ANALYZE devices_device")
     else:
         step = 5000
-        for first in range(1, count + 1, step):
+        for chunk in range(first, count + 1, step):
             Device.objects.bulk_create([
                 Device(serial=serial(i), product_id=10032, product_type="CustomDevice", erp_no=f"ERP{i % 50:03d}",
                        status="active", imei=f"36{i:013d}")
-                for i in range(first, min(first + step, count + 1))
+                for i in range(chunk, min(chunk + step, count + 1))
             ], batch_size=step)
 
 
@@ -177,11 +183,12 @@ def main() -> int:
     setup_django()
     from django.db import connection
 
-    clean_previous_run()
-    print(f"database: {connection.vendor} {connection.settings_dict['NAME']}; loading {devices:,} devices …",
+    print(f"database: {connection.vendor} {connection.settings_dict['NAME']}; resetting the previous run …",
           flush=True)
+    existing = clean_previous_run()
+    print(f"  {existing:,} benchmark devices kept; loading up to {devices:,} …", flush=True)
     with timer() as t:
-        load_devices(devices)
+        load_devices(devices, first=existing + 1)
     print(f"  loaded in {t.seconds:.1f}s", flush=True)
 
     work = Path(tempfile.mkdtemp(prefix="bench-terminations-"))
