@@ -5,12 +5,15 @@ from portal.clients import shared_token_store
 from portal.vendor import CacheRateLimiter
 
 
-@pytest.fixture
-def enqueued(monkeypatch):
-    """Task sends are recorded instead of going to the broker (tests drive the service)."""
+@pytest.fixture(autouse=True)
+def enqueued(request, monkeypatch):
+    """Task sends are recorded instead of going to the broker (tests drive the service),
+    except in tests marked ``real_worker``."""
     from devices.tasks import provisioning as tasks
 
     sent = []
+    if request.node.get_closest_marker("real_worker"):
+        return sent
     monkeypatch.setattr(tasks.provisioning_request_process_task, "delay", lambda pk: sent.append(pk))
     monkeypatch.setattr(tasks.provisioning_request_process_task, "apply_async",
                         lambda args=None, countdown=None, **kw: sent.append(args[0]))
@@ -18,7 +21,7 @@ def enqueued(monkeypatch):
 
 
 @pytest.fixture
-def portal_myadmin(settings, sandbox_url, enqueued):
+def portal_myadmin(settings, sandbox_url):
     """Point the portal's MyAdmin settings at the live sandbox; reconcile without settling."""
     settings.MYADMIN_API_URL = f"{sandbox_url}/myadmin/v2/MyAdminApi.ashx"
     settings.MYADMIN_USERNAME = "integrator@example.com"
@@ -47,3 +50,7 @@ def fault(transactional_db):
         return Fault.objects.create(system="myadmin", mode=mode, methods=methods, **fields)
 
     return make
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "real_worker: sends tasks to the real broker and runs a Celery worker")
