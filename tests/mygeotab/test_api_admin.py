@@ -160,7 +160,7 @@ def test_admin_credentials_form(client, billing_user, fulfilment_user):
     assert client.post(url, {"database": "changed"}).status_code == 403
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db
 def test_device_page_shows_readiness_fields(client, viewer, make_device):
     device = make_device(database_name="demo_fleet")
     client.force_login(viewer)

@@ -6,6 +6,7 @@ from django.utils import timezone
 
 from integrations.base import (
     AuthenticationError,
+    MemoryTokenStore,
     NotExecutedError,
     OutcomeUnknownError,
     RateLimitedError,
@@ -14,6 +15,7 @@ from integrations.base import (
 from integrations.mygeotab import (
     DuplicateDeviceError,
     InvalidSerialError,
+    MyGeotabClient,
     MyGeotabRejectedError,
 )
 from portal.models import VendorCall
@@ -81,14 +83,22 @@ def test_bad_credentials_are_clear_and_not_retried(make_client, kwargs, message)
     assert list(VendorCall.objects.values_list("method", "outcome")) == [("Authenticate", "rejected")]
 
 
-def test_unreachable_server_is_not_executed(make_client):
-    client = make_client(server="http://127.0.0.1:9/apiv1")
-    with pytest.raises(NotExecutedError):
-        client.authenticate()
+def _offline_client():
+    """Nothing listens on port 9 (discard): no live server needed."""
+    return MyGeotabClient("http://127.0.0.1:9/apiv1", DEMO["database"], DEMO["username"], DEMO["password"],
+                          token_store=MemoryTokenStore(), connect_timeout=2, read_timeout=2, sleep=lambda s: None)
 
 
-def test_serial_longer_than_12_refused_before_any_call(make_client):
-    client = make_client()
+@pytest.mark.django_db
+def test_unreachable_server_is_not_executed():
+    with pytest.raises(NotExecutedError, match="connection refused"):
+        _offline_client().authenticate()
+    assert set(VendorCall.objects.values_list("outcome", flat=True)) == {"not_executed"}
+
+
+@pytest.mark.django_db
+def test_serial_longer_than_12_refused_before_any_call():
+    client = _offline_client()
     with pytest.raises(InvalidSerialError, match="at most 12"):
         client.add_device(serial="CX00000000012")
     assert not VendorCall.objects.exists()

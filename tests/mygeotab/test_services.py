@@ -115,7 +115,12 @@ def test_bad_configuration_changes_nothing(customer_db, make_device, change, exp
     assert customer_db.last_check_ok is False and expected in customer_db.last_check_message
 
 
-def test_precheck_refusals_make_no_call(customer_db, make_device):
+@pytest.mark.django_db
+def test_precheck_refusals_make_no_call(make_device):
+    # Never reached: every case is refused before a call (port 9 has no listener anyway).
+    customer_db = CustomerDatabase.objects.create(server="http://127.0.0.1:9/apiv1", database="demo_fleet",
+                                                  username="svc", password="pw")
+    customer_db.accounts.create(erp_no="ACME01")
     cases = [
         (make_device("CX00000000#1"), "only letters and digits"),
         (make_device(erp_no="OTHER01"), "not linked"),
