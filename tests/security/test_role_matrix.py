@@ -160,12 +160,27 @@ def test_admin_action_refuses_when_called_anyway(action, role, make_user, snapsh
     assert snapshot() == before
 
 
+# Account self-service: every user, viewers included, creates and revokes their OWN API tokens
+# (portal.admin.ApiTokenAdmin). Checked separately: a viewer cannot make one for someone else.
+SELF_SERVICE_MODELS = {"portal.ApiToken"}
+
+
 @pytest.mark.django_db
 @pytest.mark.parametrize("model", ADMIN_MODELS, ids=[m._meta.label for m in ADMIN_MODELS])
 def test_viewer_cannot_add_change_or_delete_in_the_admin(model, make_user, client, snapshot):
     user = make_user(roles.VIEWER)
     model_admin = admin.site._registry[model]
     request = _admin_request(user, "get")
+    if model._meta.label in SELF_SERVICE_MODELS:
+        other = make_user(roles.BILLING)
+        client.force_login(user)
+        before = snapshot()
+        client.post(f"/admin/{model._meta.app_label}/{model._meta.model_name}/add/",
+                    {"name": "not mine", "user": other.pk}, follow=True)
+        assert not model._default_manager.filter(user=other).exists(), "a viewer made a token for another user"
+        assert {k: v for k, v in snapshot().items() if k != model._meta.label} == \
+            {k: v for k, v in before.items() if k != model._meta.label}
+        return
     assert not model_admin.has_add_permission(request)
     assert not model_admin.has_change_permission(request)
     assert not model_admin.has_delete_permission(request)
