@@ -2,10 +2,14 @@
 shared rate limiter that `integrations/` expects to be handed."""
 
 import contextlib
+import fcntl
+import hashlib
 import time
+from pathlib import Path
 
+from django.conf import settings
 from django.core.cache import cache
-from django.db import transaction
+from django.db import connection
 
 from integrations.base import CallRecord, RateLimitedError
 from portal.middleware import current_request_id
@@ -37,8 +41,14 @@ def record_vendor_call(record: CallRecord) -> None:
 
 
 class DatabaseTokenStore:
-    """Token store on `VendorToken` rows; `lock` is a row lock, so renewal is single-flight
-    across every worker and machine that shares the database."""
+    """Token store on `VendorToken` rows, shared by every worker and machine.
+
+    `lock` makes renewal single-flight WITHOUT holding a database transaction across the login
+    call: a transaction open during the call would roll back the ledger row of a failed login
+    and, on SQLite, block every other writer (including the in-process sandbox answering it).
+    PostgreSQL: a session advisory lock (released by the server if the worker dies).
+    SQLite (one machine by nature): an exclusive file lock under var/locks/.
+    """
 
     def get(self, key: str) -> dict | None:
         row = VendorToken.objects.filter(key=key).values_list("value", flat=True).first()
@@ -49,10 +59,27 @@ class DatabaseTokenStore:
 
     @contextlib.contextmanager
     def lock(self, key: str):
-        with transaction.atomic():
-            VendorToken.objects.get_or_create(key=key)
-            row = VendorToken.objects.select_for_update().get(key=key)
-            yield row.value or None
+        if connection.vendor == "postgresql":
+            lock_id = int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big", signed=True)
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_lock(%s)", [lock_id])
+            try:
+                yield self.get(key)
+            finally:
+                with connection.cursor() as cursor:
+                    cursor.execute("SELECT pg_advisory_unlock(%s)", [lock_id])
+            return
+        lock_dir = Path(settings.VAR_DIR) / "locks"
+        lock_dir.mkdir(parents=True, exist_ok=True)
+        name = hashlib.sha256(key.encode()).hexdigest()[:32]
+        # flock locks belong to the open file description, so this excludes other threads of
+        # this process as well as other processes.
+        with open(lock_dir / f"{name}.lock", "a+") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield self.get(key)
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 class CacheRateLimiter:
