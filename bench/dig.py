@@ -25,12 +25,19 @@ import statistics
 import sys
 import threading
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import figure, is_postgres, parse_args, setup_django, timer, write_results  # noqa: E402
+from bench.common import (
+    figure,
+    is_postgres,
+    parse_args,
+    setup_django,
+    timer,
+    write_results,
+)
 
 BATCH = 5000
 
@@ -75,7 +82,12 @@ def _gps(serial: str, when: datetime, i: int) -> dict:
 def _reset(*, keep_feeds: bool = False):
     from django.db import connection
 
-    from ingestion.models import DeviceFeed, DeviceRecord, ForwarderState, RecordIntakeKey
+    from ingestion.models import (
+        DeviceFeed,
+        DeviceRecord,
+        ForwarderState,
+        RecordIntakeKey,
+    )
     from sandbox.dig.models import DigBatch, DigInvalidRecord, DigRecord
 
     if is_postgres():
@@ -98,7 +110,7 @@ def _devices(n: int):
     existing = set(Device.objects.filter(serial__in=serials).values_list("serial", flat=True))
     Device.objects.bulk_create([
         Device(serial=s, product_id=10032, product_type="CustomDevice", erp_no="BENCH", status="active",
-               database_name="bench_db", ready_for_data_at=datetime.now(timezone.utc))
+               database_name="bench_db", ready_for_data_at=datetime.now(UTC))
         for s in serials if s not in existing
     ])
     return serials
@@ -110,7 +122,7 @@ def _bench_validation(records: list[dict]) -> tuple[float, float]:
 
     from ingestion.services.records import record_validate
 
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     earliest, latest = now - timedelta(days=365), now + timedelta(minutes=5)
     sample = records[:BATCH]
     with timer() as t:
@@ -149,10 +161,10 @@ def _copy_baseline(rows: list[tuple]) -> float:
     try:
         with timer() as t:
             for start in range(0, len(rows), BATCH):
-                with transaction.atomic(), connection.cursor() as cur:
-                    with cur.cursor.copy(f"COPY bench_copy_records ({cols}) FROM STDIN") as copy:
-                        for row in rows[start:start + BATCH]:
-                            copy.write_row(row)
+                with transaction.atomic(), connection.cursor() as cur, \
+                        cur.cursor.copy(f"COPY bench_copy_records ({cols}) FROM STDIN") as copy:
+                    for row in rows[start:start + BATCH]:
+                        copy.write_row(row)
         return t.seconds
     finally:
         with connection.cursor() as cur:
@@ -172,9 +184,9 @@ def main() -> None:
     from rest_framework.authtoken.models import Token
 
     from ingestion.models import DeviceRecord
+    from ingestion.services.outbox import records_forward
     from integrations.base import MemoryRateLimiter, MemoryTokenStore
     from integrations.dig import DigClient
-    from ingestion.services.outbox import records_forward
     from sandbox.dig.models import DigSettings
 
     server, base = _serve()
@@ -188,7 +200,7 @@ def main() -> None:
     http = requests.Session()
     http.headers.update({"Authorization": f"Token {token.key}", "Content-Type": "application/json"})
 
-    start = datetime.now(timezone.utc) - timedelta(hours=6)
+    start = datetime.now(UTC) - timedelta(hours=6)
     records = [_gps(serials[i % len(serials)], start + timedelta(milliseconds=i * 10), i) for i in range(total)]
     bodies = [json.dumps(records[i:i + BATCH]).encode() for i in range(0, total, BATCH)]
 
@@ -233,7 +245,7 @@ def main() -> None:
     _reset(keep_feeds=True)
     DigSettings.objects.update()
     stop = threading.Event()
-    lag_start = datetime.now(timezone.utc)
+    lag_start = datetime.now(UTC)
 
     def worker():
         try:
@@ -246,7 +258,7 @@ def main() -> None:
 
     forwarder = threading.Thread(target=worker, daemon=True)
     forwarder.start()
-    base_time = datetime.now(timezone.utc) - timedelta(hours=1)
+    base_time = datetime.now(UTC) - timedelta(hours=1)
     tick, per_tick = 0.5, 500
     n = 0
     t0 = time.monotonic()

@@ -20,9 +20,10 @@ import hashlib
 import json
 import threading
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Any, Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any
 
 import requests
 
@@ -86,7 +87,7 @@ class TokenPair:
         }
 
     @classmethod
-    def from_dict(cls, value: dict | None) -> "TokenPair | None":
+    def from_dict(cls, value: dict | None) -> TokenPair | None:
         if not value or not value.get("bearer"):
             return None
         return cls(
@@ -123,7 +124,7 @@ def _parse_time(value: Any) -> float:
         text = text[:-1] + "+00:00"
     dt = datetime.fromisoformat(text)
     if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=timezone.utc)
+        dt = dt.replace(tzinfo=UTC)
     return dt.timestamp()
 
 

@@ -29,8 +29,8 @@ class DeviceFeedAdmin(RoleAwareAdminMixin, admin.ModelAdmin):
     search_fields = ("=device__serial",)
     list_filter = (("first_sent_at", admin.EmptyFieldListFilter),)
     show_full_result_count = False
-    actions = ["release_held", "replay_records"]
-    readonly_fields = [f.name for f in DeviceFeed._meta.fields]
+    actions = ("release_held", "replay_records")
+    readonly_fields = tuple(f.name for f in DeviceFeed._meta.fields)
 
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(
@@ -97,8 +97,8 @@ class DeviceRecordAdmin(RoleAwareAdminMixin, admin.ModelAdmin):
     search_fields = ("=serial",)
     show_full_result_count = False
     date_hierarchy = None
-    actions = ["replay", "hold"]
-    readonly_fields = [f.name for f in DeviceRecord._meta.fields]
+    actions = ("replay", "hold")
+    readonly_fields = tuple(f.name for f in DeviceRecord._meta.fields)
 
     def has_add_permission(self, request):
         return False

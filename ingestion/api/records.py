@@ -6,7 +6,12 @@ GET lists stored records and their delivery state."""
 import django_filters
 from django.core.exceptions import RequestDataTooBig
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema, inline_serializer
+from drf_spectacular.utils import (
+    OpenApiExample,
+    OpenApiParameter,
+    extend_schema,
+    inline_serializer,
+)
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
@@ -19,8 +24,8 @@ from portal.api.errors import error_response
 class DeviceRecordSerializer(serializers.ModelSerializer):
     class Meta:
         model = DeviceRecord
-        fields = ["id", "device", "serial", "record_type", "recorded_at", "status", "hold_reason", "cause",
-                  "received_at", "sent_at", "attempts"]
+        fields = ("id", "device", "serial", "record_type", "recorded_at", "status", "hold_reason", "cause",
+                  "received_at", "sent_at", "attempts")
         read_only_fields = fields
 
 
@@ -29,7 +34,7 @@ class DeviceRecordFilter(django_filters.FilterSet):
 
     class Meta:
         model = DeviceRecord
-        fields = ["status", "record_type", "device"]
+        fields = ("status", "record_type", "device")
 
 
 _RecordDoc = inline_serializer(
@@ -63,9 +68,9 @@ class RecordViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
     queryset = DeviceRecord.objects.all()
     serializer_class = DeviceRecordSerializer
     filterset_class = DeviceRecordFilter
-    ordering_fields = ["id", "received_at", "recorded_at"]
+    ordering_fields = ("id", "received_at", "recorded_at")
     # The body is read raw in `create`; this parser only documents the media type.
-    parser_classes = [JSONParser]
+    parser_classes = (JSONParser,)
 
     @extend_schema(
         request=_RecordDoc,

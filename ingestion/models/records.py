@@ -40,20 +40,20 @@ class DeviceRecord(models.Model):
     sent_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
-        constraints = [
+        constraints = (
             models.UniqueConstraint(fields=["serial", "record_type", "recorded_at"], name="devicerecord_dedup"),
-        ]
+        )
         # Few and partial indexes: every forwarded record is updated twice (lease, then sent), and
         # each index a new row version must enter costs forwarding throughput. Sent rows enter only
         # the primary key, the dedup key and the retention index. The claim must walk the queue
         # index in order (LIMIT 5000), so no other index has the "queued" predicate.
-        indexes = [
+        indexes = (
             models.Index(fields=["fair_key", "id"], condition=Q(status="queued"), name="devicerecord_queue"),
             models.Index(fields=["device", "status"], condition=Q(status__in=["queued", "held", "rejected"]),
                          name="devicerecord_device_open"),
             models.Index(fields=["sent_at"], condition=Q(status="sent"), name="devicerecord_sent"),
             models.Index(fields=["status", "cause"], condition=Q(status="rejected"), name="devicerecord_rejected"),
-        ]
+        )
 
     def __str__(self):
         return f"{self.serial} {self.record_type} {self.recorded_at:%Y-%m-%d %H:%M:%S}"
@@ -101,4 +101,4 @@ class RecordIntakeKey(models.Model):
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["user", "key"], name="recordintakekey_unique")]
+        constraints = (models.UniqueConstraint(fields=["user", "key"], name="recordintakekey_unique"),)

@@ -4,14 +4,14 @@ matching outbox rows rejected with DIG's cause."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone as dt_timezone
+from datetime import UTC, datetime
 
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import F
 from django.utils import timezone
 
-from integrations.dig import DigClient
 from ingestion.models import DeviceFeed, DeviceRecord, ForwarderState
+from integrations.dig import DigClient
 
 
 @dataclass
@@ -26,8 +26,8 @@ def _record_key(record: dict) -> tuple[str, str, datetime] | None:
         text = str(record["DateTime"])
         when = datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith("Z") else text)
         if when.tzinfo is None:
-            when = when.replace(tzinfo=dt_timezone.utc)
-        return str(record["SerialNo"]).strip().upper(), str(record["Type"]), when.astimezone(dt_timezone.utc)
+            when = when.replace(tzinfo=UTC)
+        return str(record["SerialNo"]).strip().upper(), str(record["Type"]), when.astimezone(UTC)
     except (KeyError, TypeError, ValueError):
         return None
 

@@ -17,19 +17,24 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Callable, Sequence
 
 from django.db import connection, transaction
 from django.db.models import F, Value
 from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 
-from integrations.base import AuthenticationError, VendorError, backoff_delay, vendor_call_context
-from integrations.dig import BadRecordsError, DigClient, PayloadTooLargeError
 from ingestion.models import DeviceFeed, DeviceRecord, ForwarderState
 from ingestion.services.records import knob
+from integrations.base import (
+    AuthenticationError,
+    VendorError,
+    backoff_delay,
+    vendor_call_context,
+)
+from integrations.dig import BadRecordsError, DigClient, PayloadTooLargeError
 
 logger = logging.getLogger(__name__)
 
@@ -90,10 +95,8 @@ def _mark_sent(rows: Sequence[Row]) -> list[int]:
             per_device[device_id] = [1, recorded_at, received_at]
         else:
             stats[0] += 1
-            if recorded_at > stats[1]:
-                stats[1] = recorded_at
-            if received_at < stats[2]:
-                stats[2] = received_at
+            stats[1] = max(stats[1], recorded_at)
+            stats[2] = min(stats[2], received_at)
     ids = [r[0] for r in rows]
     live = [DeviceRecord.Status.QUEUED, DeviceRecord.Status.HELD]
     with transaction.atomic():
@@ -170,7 +173,11 @@ def _pause(exc: VendorError) -> datetime:
 def _first_data(device_ids: Sequence[int]) -> None:
     """First record delivered = billing starts: note it on the device and mark it active."""
     from devices.models import Device
-    from devices.services import DeviceTransitionError, device_record_event, device_transition
+    from devices.services import (
+        DeviceTransitionError,
+        device_record_event,
+        device_transition,
+    )
 
     for device in Device.objects.filter(pk__in=list(device_ids)):
         device_record_event(device=device, kind="first_data", message="First record delivered to DIG (billing starts).")

@@ -13,10 +13,10 @@ import hashlib
 import json
 import logging
 import os
-import time
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone as dt_timezone
-from typing import Any, Iterable, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
@@ -130,7 +130,7 @@ def _parse_record_time(value: Any) -> datetime | str:
         return "must be an ISO-8601 date-time with a time zone, e.g. 2026-01-31T12:00:00Z"
     if dt.tzinfo is None:
         return "must include a time zone (Z or ±hh:mm)"
-    return dt.astimezone(dt_timezone.utc)
+    return dt.astimezone(UTC)
 
 
 @dataclass(slots=True)

@@ -1,6 +1,12 @@
 from django.contrib import admin
 
-from sandbox.dig.models import DigAccount, DigBatch, DigInvalidRecord, DigSettings, DigToken
+from sandbox.dig.models import (
+    DigAccount,
+    DigBatch,
+    DigInvalidRecord,
+    DigSettings,
+    DigToken,
+)
 
 
 @admin.register(DigSettings)

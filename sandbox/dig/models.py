@@ -61,7 +61,7 @@ class DigAuthHit(models.Model):
     count = models.PositiveIntegerField(default=0)
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["endpoint", "window"], name="dig_auth_hit_window")]
+        constraints = (models.UniqueConstraint(fields=["endpoint", "window"], name="dig_auth_hit_window"),)
 
 
 class DigBatch(models.Model):
@@ -85,9 +85,9 @@ class DigRecord(models.Model):
     first_batch = models.ForeignKey(DigBatch, null=True, on_delete=models.SET_NULL, related_name="+")
 
     class Meta:
-        constraints = [
-            models.UniqueConstraint(fields=["serial", "record_type", "recorded_at"], name="dig_record_unique")
-        ]
+        constraints = (
+            models.UniqueConstraint(fields=["serial", "record_type", "recorded_at"], name="dig_record_unique"),
+        )
 
 
 class DigInvalidRecord(models.Model):

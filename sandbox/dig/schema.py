@@ -7,7 +7,7 @@ outside the status range) are reported through /invalidrecords instead (see serv
 
 import base64
 import binascii
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 INT16 = (-32768, 32767)
 BYTE = (0, 255)
@@ -53,7 +53,7 @@ def parse_datetime(value) -> datetime | None:
     except ValueError:
         return None
     if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=timezone.utc)
+        dt = dt.replace(tzinfo=UTC)
     return dt
 
 

@@ -6,13 +6,21 @@ from __future__ import annotations
 import json
 import secrets
 import time
-from datetime import timedelta, timezone as dt_timezone
+from datetime import UTC, timedelta
 
 from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from sandbox.dig.models import DigAccount, DigAuthHit, DigBatch, DigInvalidRecord, DigRecord, DigSettings, DigToken
+from sandbox.dig.models import (
+    DigAccount,
+    DigAuthHit,
+    DigBatch,
+    DigInvalidRecord,
+    DigRecord,
+    DigSettings,
+    DigToken,
+)
 from sandbox.dig.schema import parse_datetime
 
 
@@ -31,7 +39,7 @@ def token_issue(*, account: DigAccount) -> DigToken:
 
 def token_payload(token: DigToken) -> dict:
     def fmt(dt):
-        return dt.astimezone(dt_timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
     return {
         "Authenticated": True,

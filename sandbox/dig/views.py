@@ -12,7 +12,13 @@ from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
 from sandbox.dig import services
-from sandbox.dig.models import DigAccount, DigBatch, DigInvalidRecord, DigSettings, DigToken
+from sandbox.dig.models import (
+    DigAccount,
+    DigBatch,
+    DigInvalidRecord,
+    DigSettings,
+    DigToken,
+)
 from sandbox.dig.schema import validate_record
 from sandbox.dig.seed import ensure_seeded
 from sandbox.faults import run_with_faults

@@ -1,7 +1,7 @@
 """DIG fixtures: the simulator over real HTTP (live server), a client on it, and devices."""
 
 import itertools
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -52,14 +52,14 @@ def make_device(db):
         return Device.objects.create(
             serial=serial or f"CX{next(_serials):010d}", product_id=10032, product_type="CustomDevice",
             erp_no="INTEG01", status=status, database_name="demo_db" if ready else "",
-            ready_for_data_at=datetime.now(timezone.utc) if ready else None,
+            ready_for_data_at=datetime.now(UTC) if ready else None,
         )
 
     return make
 
 
 def gps(serial, when=None, **extra):
-    when = when or datetime.now(timezone.utc) - timedelta(minutes=5)
+    when = when or datetime.now(UTC) - timedelta(minutes=5)
     record = {"Type": "GpsRecord", "DateTime": when.strftime("%Y-%m-%dT%H:%M:%S.%fZ"), "SerialNo": serial,
               "Latitude": 43.6, "Longitude": -79.4, "Speed": 50.0, "IsGpsValid": True, "IsIgnitionOn": True}
     record.update(extra)
@@ -67,5 +67,5 @@ def gps(serial, when=None, **extra):
 
 
 def gps_series(serial, n, *, start=None, step_ms=1000):
-    start = start or datetime.now(timezone.utc) - timedelta(hours=2)
+    start = start or datetime.now(UTC) - timedelta(hours=2)
     return [gps(serial, start + timedelta(milliseconds=i * step_ms)) for i in range(n)]

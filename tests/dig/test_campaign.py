@@ -7,7 +7,7 @@ import json
 import os
 import threading
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.db import connection
@@ -34,14 +34,14 @@ def test_fault_campaign_loses_nothing(api_client_for, billing_user, make_device,
     api = api_client_for(billing_user)
     devices = [make_device() for _ in range(5)]
     client = make_client(read_timeout=1.0, auth_max_wait=2.0)
-    start = datetime.now(timezone.utc) - timedelta(hours=3)
+    start = datetime.now(UTC) - timedelta(hours=3)
     plan = {  # chunk number → what happens to DIG (or to a worker) at that point
-        2: dict(mode="outage", remaining=4, retry_after_seconds=1),
-        5: dict(mode="rate_limit", remaining=3, retry_after_seconds=1),
-        8: dict(mode="session_expiry", remaining=2),
-        11: dict(mode="commit_then_drop", remaining=1, delay_ms=2000),
+        2: {"mode": "outage", "remaining": 4, "retry_after_seconds": 1},
+        5: {"mode": "rate_limit", "remaining": 3, "retry_after_seconds": 1},
+        8: {"mode": "session_expiry", "remaining": 2},
+        11: {"mode": "commit_then_drop", "remaining": 1, "delay_ms": 2000},
         14: "kill",
-        16: dict(mode="slow", remaining=1, delay_ms=1500),
+        16: {"mode": "slow", "remaining": 1, "delay_ms": 1500},
     }
     accepted = 0
     kills = 0
@@ -102,7 +102,7 @@ def test_parallel_forwarders_never_send_a_record_twice(make_device, make_client)
     from ingestion.services.records import records_intake
 
     devices = [make_device() for _ in range(4)]
-    start = datetime.now(timezone.utc) - timedelta(hours=1)
+    start = datetime.now(UTC) - timedelta(hours=1)
     body = [gps(d.serial, start + timedelta(milliseconds=i)) for i in range(2000) for d in devices]
     for half in (body[:4000], body[4000:]):
         records_intake(body=json.dumps(half).encode())

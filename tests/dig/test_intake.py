@@ -1,7 +1,7 @@
 """POST /api/v1/records: validation per index and field, dedup, idempotency, holds, never a 500."""
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
@@ -49,7 +49,7 @@ def test_duplicates_are_accepted_once(api, make_device):
 
 def test_same_instant_in_another_zone_is_the_same_record(api, make_device):
     device = make_device()
-    when = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(hours=1)
+    when = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
     a = gps(device.serial, when)
     b = dict(a, DateTime=when.astimezone(timezone(timedelta(hours=2))).isoformat())
     assert post(api, [a, b]).json()["duplicates"] == 1
@@ -59,10 +59,10 @@ def test_same_instant_in_another_zone_is_the_same_record(api, make_device):
 def test_bad_records_are_reported_by_index_and_field_and_good_ones_kept(api, make_device):
     good = make_device()
     terminated = make_device(status=Device.Status.TERMINATED)
-    future = datetime.now(timezone.utc) + timedelta(days=2)
+    future = datetime.now(UTC) + timedelta(days=2)
     body = [
         gps(good.serial),                                                  # 0 ok
-        dict(gps(good.serial, datetime.now(timezone.utc) - timedelta(minutes=1)), Latitude=91.5),  # 1 range
+        dict(gps(good.serial, datetime.now(UTC) - timedelta(minutes=1)), Latitude=91.5),  # 1 range
         {"Type": "SpaceshipRecord", "DateTime": "2026-01-01T00:00:00Z", "SerialNo": good.serial},  # 2 type
         gps("CX9999999999"),                                               # 3 unknown serial
         gps(terminated.serial),                                            # 4 terminated
@@ -71,7 +71,7 @@ def test_bad_records_are_reported_by_index_and_field_and_good_ones_kept(api, mak
         {"Type": "StatusRecord", "DateTime": gps(good.serial)["DateTime"], "SerialNo": good.serial,
          "Code": 300, "Value": 1},                                         # 7 fault code as status
         "not an object",                                                   # 8
-        dict(gps(good.serial, datetime.now(timezone.utc) - timedelta(minutes=2)), Colour="red"),  # 9 unknown field
+        dict(gps(good.serial, datetime.now(UTC) - timedelta(minutes=2)), Colour="red"),  # 9 unknown field
         {"Type": "AccelerationRecord", "DateTime": gps(good.serial)["DateTime"], "SerialNo": good.serial,
          "X": 1, "Y": 2},                                                  # 10 missing Z
     ]
@@ -113,7 +113,7 @@ def test_records_of_a_device_not_ready_are_held_then_released(api, make_device):
     assert post(api, gps_series(device.serial, 3)).json()["held"] == 3
     assert set(DeviceRecord.objects.values_list("status", "hold_reason")) == {("held", "not_ready")}
     assert records_release_for_devices(device_ids=[device.pk]) == 0  # still not ready: stays held
-    Device.objects.filter(pk=device.pk).update(database_name="demo_db", ready_for_data_at=datetime.now(timezone.utc))
+    Device.objects.filter(pk=device.pk).update(database_name="demo_db", ready_for_data_at=datetime.now(UTC))
     assert records_release_sweep() == 3
     assert set(DeviceRecord.objects.values_list("status", flat=True)) == {"queued"}
 
