@@ -288,7 +288,7 @@ def measure(quick: bool) -> dict:
 def main():
     args = common.parse_args(__doc__.splitlines()[0])
     # Our own database: the big tables here must not collide with other benchmarks' data.
-    common.BENCH_DB_NAME = "portal_bench_admin"
+    common.BENCH_DB_NAME = "portal_bench_admin_quick" if args.quick else "portal_bench_admin"
     common.setup_django(sandbox=False)
     from django.db import connection
 
