@@ -4,6 +4,7 @@
     .venv/bin/python bench/admin.py --quick    # tiny sizes, for CI smoke runs
 
 Runs on PostgreSQL when DATABASE_URL points at PostgreSQL (its own database, `portal_bench_admin`,
+`portal_bench_admin_quick` for --quick,
 so other benchmarks' data are not disturbed), else on a SQLite file under var/.
 Rows are generated inside the database (`generate_series` on PostgreSQL, a recursive CTE on
 SQLite) from each model's own field definitions, so the generator follows model changes; a
