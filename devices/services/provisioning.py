@@ -284,6 +284,15 @@ def provisioning_request_process(*, request_id: int, client=None, max_calls: int
     req = ProvisioningRequest.objects.filter(pk=request_id).first()
     if req is None:
         return None
+    if req.status not in (Status.PENDING, Status.IN_FLIGHT) or req.call_started_at is not None:
+        return req
+    try:
+        # The shared session first: a refused or unreachable Authenticate is retried later,
+        # before any billable call is written down.
+        client.credential.get()
+    except (NotExecutedError, RejectedError, OutcomeUnknownError) as exc:
+        _release_not_executed(request_id, exc, claimed=False)
+        return ProvisioningRequest.objects.get(pk=request_id)
     bound = (max_calls or req.quantity) + 1
     minted_now: list[str] = []
     for _ in range(bound):
@@ -374,18 +383,22 @@ def _close_call(request_id: int, serials: list[str], *, failure: str = "", via: 
             _finish(req, Status.FAILED, error=failure)
         elif req.remaining == 0:
             _finish(req, Status.SUCCEEDED)
-        elif req.status in (Status.UNKNOWN, Status.NEEDS_STAFF, Status.PENDING):
-            # Resolved by the reconciler or staff: the rest is minted by a worker.
+        elif via != "reply":
+            # Resolved by the reconciler or staff: a worker mints the rest.
             req.status = Status.PENDING
             req.save(update_fields=["status", "updated_at"])
             _enqueue_on_commit(req.pk)
         return req
 
 
-def _release_not_executed(request_id: int, exc: VendorError) -> None:
-    """MyAdmin certainly did not act: clear the call, back off, retry (bounded)."""
+def _release_not_executed(request_id: int, exc: VendorError, *, claimed: bool = True) -> None:
+    """MyAdmin certainly did not act: clear the call, back off, retry (bounded).
+    ``claimed=False``: nothing was written down for this attempt (e.g. Authenticate failed
+    before any call was claimed); a call outstanding from earlier is then left alone."""
     with transaction.atomic():
         req = ProvisioningRequest.objects.select_for_update().get(pk=request_id)
+        if not claimed and (req.call_started_at is not None or req.status not in (Status.PENDING, Status.IN_FLIGHT)):
+            return
         req.call_started_at = None
         req.call_quantity = 0
         req.attempts += 1

@@ -188,3 +188,13 @@ def test_sweeper_reenqueues_lost_pending(portal_myadmin, enqueued):
     ProvisioningRequest.objects.filter(pk=req.pk).update(updated_at=timezone.now() - timezone.timedelta(minutes=5))
     assert provisioning_sweep(stale_seconds=60) == 1
     assert enqueued == [req.pk]
+
+
+def test_wrong_credentials_defer_without_writing_a_call(portal_myadmin, myadmin, enqueued):
+    req = provisioning_request_create(product_id=10032, erp_no="INTEG01")
+    myadmin.credential.forget()
+    myadmin._password = "wrong"
+    req = provisioning_request_process(request_id=req.pk, client=myadmin)
+    assert req.status == S.PENDING and req.call_started_at is None and req.calls_made == 0
+    assert req.attempts == 1 and "IncorrectPassword" in req.last_error
+    assert not SandboxDevice.objects.exists()
