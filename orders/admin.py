@@ -167,6 +167,19 @@ class OrderAdmin(RoleAwareAdminMixin, admin.ModelAdmin):
     @admin.action(description="Sync orders from the partner API now")
     @require_capability(FULFIL)
     def sync_now(self, request, queryset):
+        self._sync(request)
+
+    def sync_view(self, request):
+        """The changelist's "Sync now" button (an admin action needs selected rows; a fresh
+        install has none)."""
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        if not has_capability(request.user, FULFIL):
+            raise PermissionDenied("Your role does not allow this action.")
+        self._sync(request)
+        return HttpResponseRedirect(reverse("admin:orders_order_changelist"))
+
+    def _sync(self, request):
         run = services.order_sync(actor=request.user)
         level = messages.SUCCESS if run.status == OrderSyncRun.Status.SUCCEEDED else messages.WARNING
         self.message_user(request, f"Sync {run.status}: {run.fetched} fetched, {run.created} new, {run.updated} "
@@ -198,6 +211,7 @@ class OrderAdmin(RoleAwareAdminMixin, admin.ModelAdmin):
         wrap = self.admin_site.admin_view
         return [
             path("manual/", wrap(self.manual_view), name="orders_order_manual"),
+            path("sync/", wrap(self.sync_view), name="orders_order_sync"),
             path("<int:object_id>/do/<str:name>/", wrap(self.do_view), name="orders_order_do"),
             path("<int:object_id>/assign/", wrap(self.assign_view), name="orders_order_assign"),
             path("<int:object_id>/ship/", wrap(self.ship_view), name="orders_order_ship"),

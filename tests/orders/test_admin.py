@@ -149,3 +149,13 @@ def test_assign_one_item_from_its_row(provisioned_order, admin_client_for, fulfi
     client.post(url, {"single": "1", "item": first.pk, "imei": make_imei(1), "sim": make_iccid(1)})
     first.refresh_from_db()
     assert (first.imei, first.sim) == (make_imei(1), make_iccid(1))
+
+
+def test_sync_now_button(catalogue, admin_client_for, fulfilment_user, viewer, monkeypatch, fake_source):
+    source = fake_source([raw_order(1), raw_order(2, orderDate=None)], {1: raw_items(1)})
+    monkeypatch.setattr("portal.clients.shipping_client", lambda: source)
+    url = reverse("admin:orders_order_sync")
+    assert admin_client_for(viewer).post(url).status_code == 403
+    response = admin_client_for(fulfilment_user).post(url, follow=True)
+    assert "Sync partial: 2 fetched, 1 new" in response.content.decode()
+    assert Order.objects.count() == 1
