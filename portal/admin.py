@@ -90,8 +90,9 @@ class JobAdmin(ScalableAdminMixin, ReadOnlyAdmin):
     list_select_related = ("actor",)
     search_fields = ("=request_id", "=target")
     change_form_template = "admin/portal/job/change_form.html"
-    readonly_fields = ("kind", "status", "total", "done", "failed", "target", "actor", "request_id",
-                       "created_at", "finished_at", "result", "related")
+    # Status, counters and result are in the live progress box above these fields.
+    fields = ("kind", "target", "actor", "request_id", "created_at", "related")
+    readonly_fields = fields
 
     @admin.display(description="Progress")
     def progress(self, obj):

@@ -103,7 +103,7 @@ class Job(models.Model):
         ]
 
     def __str__(self):
-        return f"{self.kind} #{self.pk} ({self.done}/{self.total})"
+        return f"{self.kind} #{self.pk}"
 
     @property
     def is_finished(self) -> bool:

@@ -86,12 +86,13 @@ def test_job_progress_bar_moves_without_reload(page, login, shot, make_user):
     job_advance(job_id=job.pk, done=1)
     job_advance(job_id=job.pk, failed=1, failure={"label": "CX0000001", "url": "/admin/portal/vendorcall/",
                                                   "message": "MyAdmin refused the account"})
-    job_finish(job_id=job.pk)
+    job_finish(job_id=job.pk, result={"serials": 3})
     page.wait_for_selector(f"#portal-job-{job.pk}.is-finished")
     assert page.evaluate("window.__noReload") is True  # same page: it was never reloaded
     assert page.inner_text(f"#portal-job-{job.pk} [data-field=status_label]") == "Finished with failures"
     link = page.locator(f"#portal-job-{job.pk} .portal-job-failures a")
     assert link.inner_text() == "CX0000001"
+    assert '"serials": 3' in page.inner_text(f"#portal-job-{job.pk} .portal-job-summary")
     assert "MyAdmin refused the account" in page.inner_text(f"#portal-job-{job.pk} .portal-job-failures")
     shot(page, "job-finished")
 

@@ -38,7 +38,17 @@
         list.appendChild(li);
       });
     }
+    var summary = root.querySelector(".portal-job-summary");
+    if (summary && data.result && Object.keys(data.result).length) {
+      summary.textContent = JSON.stringify(data.result, null, 2);
+      summary.hidden = false;
+    }
     if (data.finished) {
+      var at = root.querySelector(".portal-job-finished-at");
+      if (at && data.finished_at) {
+        setText(root, "finished_at", data.finished_at.replace("T", " ").slice(0, 19));
+        at.hidden = false;
+      }
       root.setAttribute("data-finished", "1");
       root.classList.add("is-finished");
     }
