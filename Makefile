@@ -60,8 +60,12 @@ run-prod-like: install
 # The whole reliability campaign (docs/reliability.md): hostile input at full size, load and
 # faults on a production-like stack of its own (own Redis, own `portal_proof` database), then
 # the figures table. Needs PostgreSQL at PROOF_PG_URL (default postgres://postgres@127.0.0.1:5432).
+# Every step runs even if an earlier one fails (the figures are wanted either way); the
+# target fails at the end if any step did.
 proof: install
-	SCHEMATHESIS_EXAMPLES=100 FUZZ_EXAMPLES=200 $(BIN)/pytest tests/security
-	$(BIN)/python proof/load.py
-	$(BIN)/python proof/faults.py
-	$(BIN)/python bench/report.py
+	@status=0; \
+	SCHEMATHESIS_EXAMPLES=100 FUZZ_EXAMPLES=200 $(BIN)/pytest tests/security || status=1; \
+	$(BIN)/python proof/load.py || status=1; \
+	$(BIN)/python proof/faults.py || status=1; \
+	$(BIN)/python bench/report.py || status=1; \
+	exit $$status
