@@ -42,7 +42,7 @@ def order_provision(*, order: Order, actor=None) -> list:
     through the devices intent ledger). Re-running never mints more than the order needs: each
     item's intent has a deterministic idempotency key, and items already holding a serial are
     skipped. Returns the provisioning requests of the order's items."""
-    from devices.services import provisioning_request_create
+    from devices.services import IdempotencyConflict, provisioning_request_create
 
     order = Order.objects.select_related("account").get(pk=order.pk)
     if order.status not in PROVISIONABLE:
@@ -61,11 +61,16 @@ def order_provision(*, order: Order, actor=None) -> list:
     requests = []
     for item in items:
         with vendor_call_context(target=f"orders.OrderItem:{item.pk}"):
-            request = provisioning_request_create(
-                product_id=item.product.myadmin_product_id, erp_no=order.account.account_id, quantity=1,
-                requested_by=actor if getattr(actor, "pk", None) else None,
-                idempotency_key=provisioning_key(item), note=f"{order} item {item.pk} ({item.product_code})",
-            )
+            try:
+                request = provisioning_request_create(
+                    product_id=item.product.myadmin_product_id, erp_no=order.account.account_id, quantity=1,
+                    requested_by=actor if getattr(actor, "pk", None) else None,
+                    idempotency_key=provisioning_key(item), note=f"{order} item {item.pk} ({item.product_code})",
+                )
+            except IdempotencyConflict as exc:
+                # The key is this item's: an intent exists already (the catalogue or note changed
+                # since). It stays the item's one intent; never a second serial.
+                request = exc.existing
         requests.append(request)
         if item.provisioning_request_id != request.pk:
             OrderItem.objects.filter(pk=item.pk).update(provisioning_request_id=request.pk)

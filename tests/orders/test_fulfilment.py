@@ -181,3 +181,30 @@ def test_terminated_devices_flag_open_order_items(provisioned_order):
     assert order_items_flag_for_devices(device_ids=[first.device_id], reason="Terminated in MyAdmin") == 0
     assert OrderEvent.objects.filter(kind="flagged").count() == events == 1
     assert order_items_flag_for_devices(device_ids=[], reason="x") == 0
+
+
+def test_provision_twice_never_mints_more_even_if_the_catalogue_changed(provisioned_order, catalogue, monkeypatch):
+    from devices.models import ProvisioningRequest
+    from orders.services import order_provision
+
+    monkeypatch.setattr("devices.services.provisioning.provisioning_accounts", lambda **_: None)
+    items = _items(provisioned_order)
+    provisioned_order.items.update(device=None, serial="")
+    Order.objects.filter(pk=provisioned_order.pk).update(status=Order.Status.APPROVED)
+    first = order_provision(order=provisioned_order)
+    assert len(first) == 2 and ProvisioningRequest.objects.count() == 2
+    assert {r.idempotency_key for r in first} == {f"order-item-{i.pk}" for i in items}
+    assert {r.erp_no for r in first} == {"ACME01"}
+    catalogue["INTEG-TRK-100"].myadmin_product_id = 10184
+    catalogue["INTEG-TRK-100"].save()
+    again = order_provision(order=provisioned_order)
+    assert [r.pk for r in again] == [r.pk for r in first] and ProvisioningRequest.objects.count() == 2
+
+
+def test_provision_refuses_an_order_not_approved(provisioned_order):
+    from orders.services import order_provision
+
+    Order.objects.filter(pk=provisioned_order.pk).update(status=Order.Status.IN_REVIEW)
+    with pytest.raises(ValidationError) as info:
+        order_provision(order=provisioned_order)
+    assert "only an approved order can be provisioned" in info.value.message_dict["status"][0]
