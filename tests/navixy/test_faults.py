@@ -18,7 +18,9 @@ from sandbox.models import Fault
 from .conftest import luhn_imei
 from .test_registration import sim_trackers
 
-pytestmark = pytest.mark.django_db(transaction=True)
+# Flush only the tables these tests touch (cheaper than a full flush after each test).
+pytestmark = pytest.mark.django_db(transaction=True, available_apps=[
+    "django.contrib.contenttypes", "django.contrib.auth", "portal", "devices", "sandbox", "sandbox.navixy"])
 
 N = int(os.environ.get("NAVIXY_FAULT_TRACKERS", "100"))
 
