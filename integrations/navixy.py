@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
-from typing import Any, Callable
+from typing import Any
 
 import requests
 
@@ -30,11 +31,11 @@ from integrations.base import (
     NotExecutedError,
     OutcomeUnknownError,
     RateLimitedError,
+    RateLimiter,
     RejectedError,
     SessionExpiredError,
     SharedCredential,
     TokenStore,
-    RateLimiter,
     backoff_delay,
     parse_retry_after,
 )

@@ -9,7 +9,11 @@ MAX_REGISTER_ATTEMPTS = 8
 
 @shared_task(bind=True, name="devices.tracker_register", max_retries=MAX_REGISTER_ATTEMPTS, acks_late=True)
 def tracker_register_task(self, tracker_id: int) -> str:
-    from devices.services.trackers import Outcome, tracker_register, tracker_register_give_up
+    from devices.services.trackers import (
+        Outcome,
+        tracker_register,
+        tracker_register_give_up,
+    )
 
     outcome = tracker_register(tracker_id=tracker_id)
     if outcome in (Outcome.RETRY, Outcome.UNKNOWN):

@@ -25,7 +25,15 @@ from django.views.decorators.csrf import csrf_exempt
 
 from sandbox.faults import run_with_faults
 
-from .models import SimActivationCode, SimGroup, SimModel, SimPlugin, SimSession, SimTracker, SimUser
+from .models import (
+    SimActivationCode,
+    SimGroup,
+    SimModel,
+    SimPlugin,
+    SimSession,
+    SimTracker,
+    SimUser,
+)
 from .seed import ensure_seeded
 
 SYSTEM = "navixy"
