@@ -15,9 +15,10 @@ validates them field by field, because a malformed order must be reported, not c
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
-from typing import Any, Iterator
+from typing import Any
 
 import requests
 

@@ -10,8 +10,7 @@ SubmitFulfilment).
 from __future__ import annotations
 
 import json
-from datetime import date, datetime, time
-from datetime import timezone as dt_timezone
+from datetime import UTC, date, datetime, time
 
 from django.db import transaction
 from django.http import JsonResponse
@@ -58,7 +57,7 @@ def order_json(order: ShippingOrder) -> dict:
     return {
         "orderHeaderId": order.order_header_id,
         "account": {"accountId": order.account_id, "id": order.account_numeric_id},
-        "orderDate": order.order_date.astimezone(dt_timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "orderDate": order.order_date.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "shipmentStatus": order.shipment_status,
         "comment": order.comment,
         "shippingContact": {k: (order.shipping_contact or {}).get(k, "") for k in contact_keys},
@@ -97,10 +96,10 @@ def orders(request):
         try:
             if params.get("fromDate"):
                 day = _parse_day(params["fromDate"], "fromDate")
-                qs = qs.filter(order_date__gte=timezone.make_aware(datetime.combine(day, time.min), dt_timezone.utc))
+                qs = qs.filter(order_date__gte=timezone.make_aware(datetime.combine(day, time.min), UTC))
             if params.get("toDate"):
                 day = _parse_day(params["toDate"], "toDate")
-                qs = qs.filter(order_date__lte=timezone.make_aware(datetime.combine(day, time.max), dt_timezone.utc))
+                qs = qs.filter(order_date__lte=timezone.make_aware(datetime.combine(day, time.max), UTC))
             page = int(params.get("page", 1))
             per_page = int(params.get("perPage") or params.get("per_page") or 100)
         except ValueError as exc:
