@@ -76,7 +76,13 @@ def order_resume(*, order: Order, actor=None) -> Order:
 
 
 def order_cancel(*, order: Order, actor=None, reason: str = "") -> Order:
-    return order_transition(order=order, to_status=Order.Status.CANCELLED, actor=actor, message=reason or "cancelled")
+    """Cancel. Serials already minted for the order stay billable until billing terminates them,
+    so the history names them."""
+    serials = list(order.items.exclude(serial="").values_list("serial", flat=True))
+    message = reason or "cancelled"
+    if serials:
+        message += f"; minted serials stay billable until terminated: {', '.join(serials)}"
+    return order_transition(order=order, to_status=Order.Status.CANCELLED, actor=actor, message=message)
 
 
 @transaction.atomic

@@ -208,3 +208,14 @@ def test_provision_refuses_an_order_not_approved(provisioned_order):
     with pytest.raises(ValidationError) as info:
         order_provision(order=provisioned_order)
     assert "only an approved order can be provisioned" in info.value.message_dict["status"][0]
+
+
+def test_cancel_after_provisioning_names_the_billable_serials(provisioned_order):
+    from orders.services import order_cancel, order_hold
+
+    order_hold(order=provisioned_order)
+    order_cancel(order=provisioned_order, reason="customer withdrew")
+    event = OrderEvent.objects.filter(to_status="cancelled").get()
+    for item in _items(provisioned_order):
+        assert item.serial in event.message
+    assert event.message.startswith("customer withdrew; minted serials stay billable")
