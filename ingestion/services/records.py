@@ -218,10 +218,16 @@ class IntakeResult:
                 "rejected": self.rejected, "errors": self.errors}
 
 
+def _reject_non_json_constant(name: str):
+    # Python's json accepts NaN/Infinity, JSON does not; stored, they would make the outbox
+    # payload unreadable by DIG (and by PostgreSQL's jsonb).
+    raise ValueError(f"{name} is not a JSON number")
+
+
 def records_parse(body: bytes) -> list:
     """The request body as a list of 1..5000 items, or IntakeError (400/413)."""
     try:
-        data = json.loads(body)
+        data = json.loads(body, parse_constant=_reject_non_json_constant)
     except (ValueError, UnicodeDecodeError) as exc:
         raise IntakeError(f"Malformed JSON: {exc}.", code="parse_error") from exc
     if not isinstance(data, list):
@@ -441,9 +447,9 @@ def _nudge_forwarder() -> None:
     """Start a forwarder soon, at most one nudge per second (the beat job covers a lost one)."""
     from django.core.cache import cache
 
-    if not cache.add("ingestion:forward-nudge", 1, timeout=1):
-        return
     try:
+        if not cache.add("ingestion:forward-nudge", 1, timeout=1):
+            return
         from ingestion.tasks.records import records_forward_task
 
         records_forward_task.delay()

@@ -11,6 +11,31 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from integrations.base import Outcome, VendorError
+
+
+class VendorUnavailable(exceptions.APIException):
+    """A vendor call needed to answer failed. Says what happened and whether it may have acted."""
+
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_code = "vendor_unavailable"
+
+
+class VendorRejected(exceptions.APIException):
+    status_code = status.HTTP_502_BAD_GATEWAY
+    default_code = "vendor_rejected"
+
+
+def _vendor_error_as_api_exception(exc: VendorError) -> exceptions.APIException:
+    system = exc.system or "the vendor"
+    if exc.outcome == Outcome.NOT_EXECUTED:
+        detail = f"{system} is not available right now ({exc}); nothing was done. Try again later."
+    elif exc.outcome == Outcome.REJECTED:
+        return VendorRejected(f"{system} refused the request: {exc}")
+    else:
+        detail = f"{system} did not answer ({exc}); the outcome is being reconciled, do not repeat the request."
+    return VendorUnavailable(detail)
+
 
 def _flatten(detail):
     if isinstance(detail, dict):
@@ -37,7 +62,10 @@ def _first_message(errors) -> str:
 
 
 def exception_handler(exc, context):
-    if isinstance(exc, DjangoValidationError):
+    if isinstance(exc, VendorError):
+        # A vendor failure that no service turned into a domain answer: never a 500.
+        exc = _vendor_error_as_api_exception(exc)
+    elif isinstance(exc, DjangoValidationError):
         exc = exceptions.ValidationError(
             exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
         )

@@ -186,3 +186,15 @@ def test_a_key_stored_concurrently_between_lookup_and_copy_is_not_duplicated(mak
     result = records_service.records_intake(body=json.dumps(batch).encode())
     assert result.accepted == 4 and result.duplicates == 2
     assert DeviceRecord.objects.count() == 4
+
+
+def test_nan_and_infinity_are_malformed_json_and_store_nothing():
+    from ingestion.models import DeviceRecord
+    from ingestion.services.records import IntakeError, records_parse
+
+    for token in (b"NaN", b"Infinity", b"-Infinity"):
+        body = b'[{"Type": "BluetoothRecord", "Data": ' + token + b"}]"
+        with pytest.raises(IntakeError) as info:
+            records_parse(body)
+        assert "not a JSON number" in str(info.value)
+    assert not DeviceRecord.objects.exists()

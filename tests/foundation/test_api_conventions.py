@@ -93,3 +93,32 @@ def test_request_id_is_echoed_and_invented_when_missing_or_malformed(client):
     assert client.get("/health/", HTTP_X_REQUEST_ID="abc-123").headers["X-Request-ID"] == "abc-123"
     generated = client.get("/health/", HTTP_X_REQUEST_ID="bad id\n").headers["X-Request-ID"]
     assert len(generated) == 32
+
+
+@pytest.mark.parametrize(
+    ("error", "status", "code"),
+    [
+        ("not_executed", 503, "vendor_unavailable"),
+        ("rejected", 502, "vendor_rejected"),
+        ("unknown", 503, "vendor_unavailable"),
+    ],
+)
+def test_a_vendor_error_escaping_a_view_is_never_a_500(error, status, code):
+    from rest_framework.test import APIRequestFactory
+    from rest_framework.views import APIView
+
+    from integrations import base
+
+    cls = {"not_executed": base.NotExecutedError, "rejected": base.RejectedError,
+           "unknown": base.OutcomeUnknownError}[error]
+
+    class Failing(APIView):
+        permission_classes = []
+        authentication_classes = []
+
+        def get(self, request):
+            raise cls("boom", system="myadmin", method="GetTerminationReasons")
+
+    response = Failing.as_view()(APIRequestFactory().get("/x"))
+    assert response.status_code == status
+    assert response.data["code"] == code and "myadmin" in response.data["detail"]
