@@ -25,7 +25,8 @@ run: install
 	@if [ "$$SANDBOX" = "1" ] || [ "$$SANDBOX" = "true" ]; then $(BIN)/python manage.py sandbox_seed; fi
 	@$(BIN)/python manage.py collectstatic --noinput -v 0
 	@echo "Portal: http://127.0.0.1:$(PORT)/admin/   API docs: http://127.0.0.1:$(PORT)/api/docs/   Health: http://127.0.0.1:$(PORT)/health/"
-	@exec $(BIN)/honcho -f Procfile.dev start
+	@# honcho gives each process its own PORT; the workers must still reach the web process.
+	@PORTAL_BASE_URL=http://127.0.0.1:$(PORT) exec $(BIN)/honcho -f Procfile.dev start
 
 # The whole suite. With DATABASE_URL=postgres://… and CELERY_BROKER_URL=redis://… it also runs
 # the tests that need a real database and broker (CI does).
