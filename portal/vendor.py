@@ -110,4 +110,4 @@ class CacheRateLimiter:
                     error_name="ClientRateLimit",
                     retry_after=wait,
                 )
-            self.sleep(wait)
+            self.sleep(wait + 1e-3)  # just past the edge, whatever the float rounding

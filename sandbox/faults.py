@@ -14,6 +14,8 @@ from __future__ import annotations
 import logging
 import random
 import socket
+import socketserver
+import sys
 import time
 from typing import Callable
 
@@ -102,23 +104,18 @@ def run_with_faults(
 
 
 def _request_socket(request) -> socket.socket | None:
-    environ = request.META
-    sock = environ.get("gunicorn.socket")
+    """The client connection of this request, for the servers the sandbox runs under."""
+    sock = request.META.get("gunicorn.socket")
     if sock is not None:
         return sock
-    # Django's dev/live server: wsgi.input is a LimitedStream over the socket file.
-    stream = environ.get("wsgi.input")
-    seen = 0
-    while stream is not None and seen < 6:
-        seen += 1
-        if isinstance(stream, socket.socket):
-            return stream
-        nxt = None
-        for attr in ("_sock", "raw", "stream", "_stream"):
-            nxt = getattr(stream, attr, None)
-            if nxt is not None:
-                break
-        stream = nxt
+    # Django's runserver / test live server (wsgiref): the request handler that is serving us
+    # is up the call stack and holds the connection. A simulator may look; the portal never does.
+    frame = sys._getframe(1)
+    while frame is not None:
+        handler = frame.f_locals.get("self")
+        if isinstance(handler, socketserver.StreamRequestHandler):
+            return handler.connection
+        frame = frame.f_back
     return None
 
 

@@ -276,6 +276,8 @@ def test_commit_then_drop_is_unknown_and_not_resent(client_, fault):
     with pytest.raises(OutcomeUnknownError) as exc:
         client_.provision_device_to_account(10032, "INTEG01")
     assert exc.value.may_have_executed
+    # The connection was closed, not merely left unanswered until the client timed out.
+    assert exc.value.error_name == "ConnectionLost"
     from sandbox.myadmin.models import SandboxDevice
 
     assert SandboxDevice.objects.count() == 1  # it did execute, exactly once
