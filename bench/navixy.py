@@ -23,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import figure, parse_args, setup_django, timer, write_results  # noqa: E402
+from bench.common import figure, parse_args, setup_django, timer, write_results
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -63,7 +63,15 @@ def _serve():
 def _reset():
     from devices.models import NavixyGroup, NavixyModel, NavixyPlugin, Tracker
     from sandbox.models import Fault
-    from sandbox.navixy.models import SimActivationCode, SimGroup, SimModel, SimPlugin, SimSession, SimTracker, SimUser
+    from sandbox.navixy.models import (
+        SimActivationCode,
+        SimGroup,
+        SimModel,
+        SimPlugin,
+        SimSession,
+        SimTracker,
+        SimUser,
+    )
 
     for model in (Tracker, NavixyGroup, NavixyModel, NavixyPlugin, SimTracker, SimGroup, SimSession, SimUser,
                   SimModel, SimPlugin, SimActivationCode):
@@ -82,7 +90,6 @@ def main() -> int:
     setup_django()
     from django.conf import settings
 
-    import portal.clients
     from devices.models import Tracker
     from devices.services import trackers as svc
     from sandbox.models import Fault
@@ -98,7 +105,6 @@ def main() -> int:
         settings.NAVIXY_API_URL = f"{base}/sandbox/navixy/api-v2"
         settings.NAVIXY_API_KEY = ""
         settings.NAVIXY_LOGIN, settings.NAVIXY_PASSWORD = "integrator@example.com", "sandbox-password"
-        portal.clients._process_token_store = None
         svc.navixy_catalogue_refresh()
 
         rows = _rows(n_rows)

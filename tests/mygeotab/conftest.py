@@ -68,15 +68,6 @@ def customer_db(mygeotab_server):
     return database
 
 
-@pytest.fixture(autouse=True)
-def fresh_process_sessions():
-    """The portal's SQLite-mode session store lives for the process; tests flush the sandbox."""
-    import portal.clients
-
-    portal.clients._process_token_store = None
-    yield
-    portal.clients._process_token_store = None
-
 
 @pytest.fixture
 def readiness_enqueued(monkeypatch):

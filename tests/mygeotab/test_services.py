@@ -72,10 +72,10 @@ def test_duplicate_race_attaches(customer_db, make_device, make_client, readines
             make_client().add_device(serial=kwargs["serial"])  # the customer, in the UI
             return super().add_device(**kwargs)
 
-    from portal.clients import _mygeotab_token_store
+    from portal.clients import shared_token_store
 
     client = RacingClient(customer_db.server, customer_db.database, customer_db.username, customer_db.password,
-                          token_store=_mygeotab_token_store())
+                          token_store=shared_token_store())
     result = device_add_to_database(device=device, database=customer_db, client=client)
     assert result.outcome == AddOutcome.ATTACHED
     assert list(VendorCall.objects.filter(method="Add").order_by("started_at", "id").values_list(

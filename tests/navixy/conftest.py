@@ -106,12 +106,3 @@ def fmb140_input(**overrides):
     return {"label": "Van 1", "plugin_id": 44, "model_code": "telfmb140", "device_id": GOOD_IMEI,
             "phone": GOOD_PHONE, "apn_name": "internet", "apn_user": "user", "apn_password": "passwd", **overrides}
 
-
-@pytest.fixture(autouse=True)
-def fresh_process_sessions():
-    """On SQLite the portal keeps vendor sessions in a process store; tests flush the sandbox."""
-    import portal.clients
-
-    portal.clients._process_token_store = None
-    yield
-    portal.clients._process_token_store = None
