@@ -23,6 +23,7 @@ from orders.models import (
     Product,
     Shipment,
 )
+from portal.admin_kit import PortalAdminMixin
 from portal.roles import (
     BILL,
     FULFIL,
@@ -39,13 +40,13 @@ def _error_text(exc: ValidationError) -> str:
 
 
 @admin.register(Product)
-class ProductAdmin(RoleAwareAdminMixin, admin.ModelAdmin):
+class ProductAdmin(PortalAdminMixin, RoleAwareAdminMixin, admin.ModelAdmin):
     list_display = ("code", "name", "myadmin_product_id")
     search_fields = ("code", "name")
 
 
 @admin.register(Account)
-class AccountAdmin(RoleAwareAdminMixin, admin.ModelAdmin):
+class AccountAdmin(PortalAdminMixin, RoleAwareAdminMixin, admin.ModelAdmin):
     list_display = ("account_id", "name", "reseller", "partner_id")
     search_fields = ("=account_id", "name", "reseller")
 
@@ -119,7 +120,7 @@ ORDER_PAGE_ACTIONS = {
 
 
 @admin.register(Order)
-class OrderAdmin(RoleAwareAdminMixin, admin.ModelAdmin):
+class OrderAdmin(PortalAdminMixin, RoleAwareAdminMixin, admin.ModelAdmin):
     list_display = ("order_label", "account", "order_date", "status", "reseller_name", "purchase_order_number",
                     "shipment_reference", "flagged", "push_status")
     list_filter = ("status", "flagged", "push_status", "source", ResellerFilter, ("account", admin.RelatedOnlyFieldListFilter))
@@ -353,7 +354,7 @@ class OrderSyncRunAdmin(RoleAwareAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(Shipment)
-class ShipmentAdmin(RoleAwareAdminMixin, admin.ModelAdmin):
+class ShipmentAdmin(PortalAdminMixin, RoleAwareAdminMixin, admin.ModelAdmin):
     list_display = ("order", "carrier", "tracking_number", "ship_date")
     list_filter = ("carrier",)
     search_fields = ("=tracking_number",)

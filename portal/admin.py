@@ -236,6 +236,21 @@ class ApiTokenAdmin(RoleAwareAdminMixin, admin.ModelAdmin):
         self.message_user(request, f"{n} token(s) revoked.")
 
 
+class ActionsNeedChangePermission:
+    """Third-party admins whose actions declare no permission (django-celery-beat's enable,
+    disable, toggle and "run now"): only users who may change the model see or run them."""
+
+    def get_actions(self, request):
+        if not self.has_change_permission(request):
+            return {}
+        return super().get_actions(request)
+
+    def response_action(self, request, queryset):
+        if not self.has_change_permission(request):
+            raise PermissionDenied
+        return super().response_action(request, queryset)
+
+
 def _audit_existing_admins(site, labels):
     """Re-register third-party ModelAdmins (schedules, users and groups: the portal's settings
     and who holds which role) with the audit trail mixed in, keeping their behaviour."""
@@ -251,7 +266,9 @@ def _audit_existing_admins(site, labels):
         current = site._registry.get(model)
         if current is None or isinstance(current, AuditedAdminMixin):
             continue
-        audited = type(f"Audited{type(current).__name__}", (AuditedAdminMixin, type(current)), {})
+        audited = type(
+            f"Audited{type(current).__name__}", (AuditedAdminMixin, ActionsNeedChangePermission, type(current)), {}
+        )
         site.unregister(model)
         site.register(model, audited)
 

@@ -187,6 +187,19 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # Several models have a `status`/`source` choice set: name each enum after its model.
+    "ENUM_NAME_OVERRIDES": {
+        "DeviceStatusEnum": "devices.models.device.Device.Status",
+        "ProvisioningRequestStatusEnum": "devices.models.provisioning.ProvisioningRequest.Status",
+        "TerminationStatusEnum": "devices.models.termination.Termination.Status",
+        "TerminationSourceEnum": "devices.models.termination.Termination.Source",
+        "OrderStatusEnum": "orders.models.Order.Status",
+        "OrderSourceEnum": "orders.models.Order.Source",
+        "OrderSyncRunStatusEnum": "orders.models.OrderSyncRun.Status",
+        "DeviceRecordStatusEnum": "ingestion.models.records.DeviceRecord.Status",
+        "TerminationImportRunStatusEnum": "ingestion.models.terminations.TerminationImportRun.Status",
+        "JobStatusEnum": "portal.models.Job.Status",
+    },
 }
 
 # --- Celery (namespace CELERY_). Outcomes live in our tables: no result backend.

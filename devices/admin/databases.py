@@ -15,6 +15,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 
 from devices.models import CustomerDatabase, CustomerDatabaseAccount, Device
+from portal.admin_kit import PortalAdminMixin
 from portal.crypto import UndecryptableSecret, encryption_problem
 from portal.roles import (
     BILL,
@@ -107,7 +108,7 @@ class CustomerDatabaseForm(forms.ModelForm):
 
 
 @admin.register(CustomerDatabase)
-class CustomerDatabaseAdmin(RoleAwareAdminMixin, admin.ModelAdmin):
+class CustomerDatabaseAdmin(PortalAdminMixin, RoleAwareAdminMixin, admin.ModelAdmin):
     form = CustomerDatabaseForm
     list_display = ("__str__", "database", "server_display", "username", "active", "connection", "last_checked_at")
     list_filter = ("active", "last_check_ok")

@@ -1,8 +1,13 @@
 from django.contrib import admin
 
 from devices.admin.databases import add_to_customer_database, first_data_sent
-from devices.admin.provisioning import device_minted_by, device_vendor_calls, update_contract
+from devices.admin.provisioning import (
+    device_minted_by,
+    device_vendor_calls,
+    update_contract,
+)
 from devices.models import Device, DeviceEvent
+from portal.admin_kit import PortalAdminMixin
 from portal.roles import RoleAwareAdminMixin
 
 
@@ -19,7 +24,7 @@ class DeviceEventInline(admin.TabularInline):
 
 
 @admin.register(Device)
-class DeviceAdmin(RoleAwareAdminMixin, admin.ModelAdmin):
+class DeviceAdmin(PortalAdminMixin, RoleAwareAdminMixin, admin.ModelAdmin):
     list_display = ("serial", "product_type", "erp_no", "status", "imei", "sim", "database_name", "created_at")
     list_filter = ("status", "product_type")
     search_fields = ("=serial", "=imei", "=sim", "=erp_no")

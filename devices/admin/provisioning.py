@@ -23,6 +23,7 @@ from devices.services.provisioning import (
     provisioning_staff_resolve,
 )
 from integrations.myadmin import BULK_MAX, PRODUCT_TYPES
+from portal.admin_kit import PortalAdminMixin
 from portal.models import VendorCall
 from portal.roles import BILL, RoleAwareAdminMixin, has_capability, require_capability
 
@@ -71,7 +72,7 @@ def vendor_calls_table(targets: list[str], limit: int = 50):
 
 
 @admin.register(ProvisioningRequest)
-class ProvisioningRequestAdmin(RoleAwareAdminMixin, admin.ModelAdmin):
+class ProvisioningRequestAdmin(PortalAdminMixin, RoleAwareAdminMixin, admin.ModelAdmin):
     list_display = ("id", "product_id", "erp_no", "quantity", "progress", "use_bulk", "status", "requested_by",
                     "created_at")
     list_filter = ("status", "product_id", "use_bulk")

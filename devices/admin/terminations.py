@@ -13,6 +13,7 @@ from devices.services.terminations import (
     termination_reasons,
     termination_reconcile,
 )
+from portal.admin_kit import PortalAdminMixin
 from portal.roles import BILL, RoleAwareAdminMixin, has_capability, require_capability
 
 
@@ -50,7 +51,7 @@ class ManualTerminationForm(forms.ModelForm):
 
 
 @admin.register(Termination)
-class TerminationAdmin(RoleAwareAdminMixin, admin.ModelAdmin):
+class TerminationAdmin(PortalAdminMixin, RoleAwareAdminMixin, admin.ModelAdmin):
     list_display = ("serial", "device", "status", "source", "terminated_on", "reason_name", "account",
                     "actor", "import_run", "created_at")
     list_filter = ("status", "source", "terminated_on", "reason_name", "account")

@@ -13,6 +13,7 @@ from django.utils.html import format_html
 from devices.forms.trackers import BulkUploadForm, PluginChoiceForm, TrackerRegisterForm
 from devices.models import NavixyGroup, NavixyModel, NavixyPlugin, Tracker, TrackerEvent
 from devices.services import trackers as svc
+from portal.admin_kit import PortalAdminMixin
 from portal.roles import FULFIL, RoleAwareAdminMixin, has_capability, require_capability
 
 
@@ -29,7 +30,7 @@ class TrackerEventInline(admin.TabularInline):
 
 
 @admin.register(Tracker)
-class TrackerAdmin(RoleAwareAdminMixin, admin.ModelAdmin):
+class TrackerAdmin(PortalAdminMixin, RoleAwareAdminMixin, admin.ModelAdmin):
     list_display = ("label", "state", "plugin_id", "model_code", "device_id", "group", "navixy_tracker_id",
                     "source_blocked", "tariff_end_date", "portal_device", "updated_at")
     list_filter = ("state", "plugin_id", "model_code", "group", "source_blocked")

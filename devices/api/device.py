@@ -15,6 +15,7 @@ from devices.models import Device
 from devices.services.contracts import device_contract_update
 from integrations.base import VendorError
 from portal.api.errors import error_response
+from portal.api.views import VendorCallSerializer
 from portal.models import VendorCall
 from portal.roles import BILL, FULFIL, VIEW
 
@@ -35,14 +36,6 @@ class ContractUpdateSerializer(serializers.Serializer):
     comments = serializers.CharField(required=False, allow_blank=True, max_length=300)
     promo_code = serializers.CharField(required=False, allow_blank=True, max_length=64)
     group_id = serializers.CharField(required=False, allow_blank=True, max_length=64)
-
-
-class VendorCallSerializer(serializers.ModelSerializer):
-    class Meta:
-        model = VendorCall
-        fields = ["id", "system", "method", "outcome", "http_status", "error_name", "error_message",
-                  "response_summary", "duration_ms", "attempt", "target", "request_id", "started_at"]
-        read_only_fields = fields
 
 
 class DeviceFilter(django_filters.FilterSet):

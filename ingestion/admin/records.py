@@ -12,6 +12,7 @@ from ingestion.services.records import (
     records_release_for_devices,
     records_replay,
 )
+from portal.admin_kit import PortalAdminMixin
 from portal.roles import BILL, FULFIL, RoleAwareAdminMixin, require_capability
 
 # Replaying sends data to DIG, and data is what Geotab bills: it needs the billing role.
@@ -19,7 +20,7 @@ REPLAY_CAPABILITY = BILL
 
 
 @admin.register(DeviceFeed)
-class DeviceFeedAdmin(RoleAwareAdminMixin, admin.ModelAdmin):
+class DeviceFeedAdmin(PortalAdminMixin, RoleAwareAdminMixin, admin.ModelAdmin):
     """The ingestion page: the overview on top, one row per device below."""
 
     change_list_template = "admin/ingestion/devicefeed/change_list.html"
@@ -90,7 +91,7 @@ def _report_replay(modeladmin, request, result):
 
 
 @admin.register(DeviceRecord)
-class DeviceRecordAdmin(RoleAwareAdminMixin, admin.ModelAdmin):
+class DeviceRecordAdmin(PortalAdminMixin, RoleAwareAdminMixin, admin.ModelAdmin):
     list_display = ("id", "serial", "record_type", "recorded_at", "status", "hold_reason", "cause", "received_at",
                     "sent_at", "attempts")
     list_filter = ("status", "record_type", "hold_reason")

@@ -10,14 +10,28 @@ from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
-from ingestion.models import TerminationImportRow, TerminationImportRun, TerminationSource
-from ingestion.services.terminations import termination_import_report_rows, termination_sheet_import
+from ingestion.models import (
+    TerminationImportRow,
+    TerminationImportRun,
+    TerminationSource,
+)
+from ingestion.services.terminations import (
+    termination_import_report_rows,
+    termination_sheet_import,
+)
 from ingestion.tasks.terminations import termination_sheet_import_now
-from portal.roles import BILL, VIEW, RoleAwareAdminMixin, has_capability, require_capability
+from portal.admin_kit import PortalAdminMixin
+from portal.roles import (
+    BILL,
+    VIEW,
+    RoleAwareAdminMixin,
+    has_capability,
+    require_capability,
+)
 
 
 @admin.register(TerminationSource)
-class TerminationSourceAdmin(RoleAwareAdminMixin, admin.ModelAdmin):
+class TerminationSourceAdmin(PortalAdminMixin, RoleAwareAdminMixin, admin.ModelAdmin):
     list_display = ("name", "kind", "url", "folder_path", "enabled", "created_at")
     list_filter = ("kind", "enabled")
     actions = ["import_now", "dry_run_now"]
@@ -57,7 +71,7 @@ class ImportFileForm(forms.ModelForm):
 
 
 @admin.register(TerminationImportRun)
-class TerminationImportRunAdmin(RoleAwareAdminMixin, admin.ModelAdmin):
+class TerminationImportRunAdmin(PortalAdminMixin, RoleAwareAdminMixin, admin.ModelAdmin):
     list_display = ("id", "started_at", "source", "filename", "sheet_date", "status", "dry_run", "total_rows",
                     "applied_count", "already_count", "unknown_count", "duplicate_count", "invalid_count",
                     "actor")

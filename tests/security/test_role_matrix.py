@@ -70,6 +70,13 @@ def test_anonymous_is_refused_everywhere(op, api_client_for, snapshot):
     assert snapshot() == before
 
 
+def _vendor_unavailable(response) -> bool:
+    try:
+        return response.status_code == 503 and response.json().get("code") == "vendor_unavailable"
+    except ValueError:
+        return False
+
+
 @pytest.mark.django_db
 @pytest.mark.parametrize("role", [roles.VIEWER, roles.FULFILMENT, roles.BILLING])
 @pytest.mark.parametrize("op", OPERATIONS, ids=_ids(OPERATIONS))
@@ -81,7 +88,10 @@ def test_api_role_matrix(op, role, make_user, api_client_for, snapshot):
         assert not allowed, f"{op.id} lets a viewer write (declared capability {needed!r})"
     before = snapshot()
     response = _send(client, op)
-    assert response.status_code < 500, (op.id, role, response.status_code, response.content[:500])
+    # No vendor is reachable here: an operation that needs one must say so (503
+    # "vendor_unavailable", nothing done), never crash. Every other 5xx is a bug.
+    assert response.status_code < 500 or _vendor_unavailable(response), (
+        op.id, role, response.status_code, response.content[:500])
     if allowed:
         assert response.status_code not in (401, 403), (op.id, role, response.content[:300])
     else:
