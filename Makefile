@@ -58,7 +58,7 @@ clean:
 run-prod-like: install
 	@scripts/prod_like.sh
 
-# The whole reliability campaign (docs/reliability.md): hostile input at full size, load and
+# The whole reliability campaign (README, "Reliability and performance"): hostile input at full size, load and
 # faults on a production-like stack of its own (own Redis, own `portal_proof` database), then
 # the figures table. Needs PostgreSQL at PROOF_PG_URL (default postgres://postgres@127.0.0.1:5432).
 # Every step runs even if an earlier one fails (the figures are wanted either way); the

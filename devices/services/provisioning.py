@@ -1,4 +1,4 @@
-"""Provisioning Geotab serials without ever billing twice (DESIGN §3, docs/provisioning.md).
+"""Provisioning Geotab serials without ever billing twice (DESIGN §3; README, provisioning section).
 
 The discipline, step by step:
 

@@ -1,6 +1,6 @@
 """POST /api/v1/records: device records in DIG's own format. The view parses and validates the
 JSON itself (one pass over plain dicts) instead of a DRF serializer per record: at 5000
-records per request that is the difference between milliseconds and a second (docs/dig.md).
+records per request that is the difference between milliseconds and a second (README, DIG section).
 GET lists stored records and their delivery state."""
 
 import django_filters

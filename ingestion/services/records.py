@@ -1,5 +1,5 @@
 """Device-record intake and the outbox's lifecycle: validate (plain Python over dicts — measured
-faster than a serializer per record, see docs/dig.md), store durably with dedup, hold records of
+faster than a serializer per record, see the README, DIG section), store durably with dedup, hold records of
 devices that cannot take data yet, release them, replay rejected ones, prune forwarded ones.
 
 Forwarding lives in `outbox.py`; DIG's asynchronous rejections in `feedback.py`.

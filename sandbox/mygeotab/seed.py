@@ -9,7 +9,7 @@ from django.db import IntegrityError, transaction
 from sandbox.mygeotab.models import SandboxDatabase, SandboxUser
 
 DEMO_DATABASES = (
-    # (database, service user, password) — sandbox-only demo credentials, documented in docs/mygeotab.md.
+    # (database, service user, password) — sandbox-only demo credentials, documented in the README (MyGeotab section).
     ("demo_fleet", "svc-portal@demo-fleet.example", "demo-fleet-password"),
     ("other_fleet", "svc-portal@other-fleet.example", "other-fleet-password"),
 )
