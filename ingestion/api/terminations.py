@@ -12,6 +12,7 @@ from ingestion.admin.terminations import termination_report_response
 from ingestion.models import TerminationImportRow, TerminationImportRun, TerminationSource
 from ingestion.services.terminations import termination_sheet_import
 from portal.api.errors import error_response
+from portal.api.filters import BoundedIsoDateTimeFilter
 from portal.api.pagination import KeysetPagination
 from portal.roles import BILL
 
@@ -59,8 +60,8 @@ class RowPagination(KeysetPagination):
 
 
 class TerminationImportRunFilter(django_filters.FilterSet):
-    started_after = django_filters.IsoDateTimeFilter(field_name="started_at", lookup_expr="gte")
-    started_before = django_filters.IsoDateTimeFilter(field_name="started_at", lookup_expr="lt")
+    started_after = BoundedIsoDateTimeFilter(field_name="started_at", lookup_expr="gte")
+    started_before = BoundedIsoDateTimeFilter(field_name="started_at", lookup_expr="lt")
 
     class Meta:
         model = TerminationImportRun

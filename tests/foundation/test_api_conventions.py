@@ -122,3 +122,12 @@ def test_a_vendor_error_escaping_a_view_is_never_a_500(error, status, code):
     response = Failing.as_view()(APIRequestFactory().get("/x"))
     assert response.status_code == status
     assert response.data["code"] == code and "myadmin" in response.data["detail"]
+
+
+@pytest.mark.parametrize("value", ["0207-06-21T16:07:53+20:11", "0001-01-01T00:00:00Z"])
+def test_datetime_filters_refuse_values_no_database_takes(viewer, api_client_for, value):
+    from urllib.parse import quote
+
+    response = api_client_for(viewer).get(f"/api/v1/vendor-calls/?started_after={quote(value)}")
+    assert response.status_code == 400
+    assert "started_after" in response.json()["errors"]
