@@ -115,6 +115,7 @@ ORDER_PAGE_ACTIONS = {
     "resume": ("Resume", services.order_resume, FULFIL),
     "cancel": ("Cancel", services.order_cancel, FULFIL),
     "push": ("Push fulfilment again", services.order_push_retry, FULFIL),
+    "add_to_database": ("Add its devices to the customer's database", services.order_devices_add_to_database, FULFIL),
     "clear_flag": ("Clear flag", services.order_clear_flag, FULFIL),
 }
 
@@ -251,8 +252,9 @@ class OrderAdmin(PortalAdminMixin, RoleAwareAdminMixin, admin.ModelAdmin):
             self.message_user(request, "Your role does not allow this action.", level=messages.ERROR)
             return self._back(order)
         try:
-            service(order=order, actor=request.user)
-            self.message_user(request, f"{label}: done.", level=messages.SUCCESS)
+            outcome = service(order=order, actor=request.user)
+            summary = outcome if isinstance(outcome, str) else "done."
+            self.message_user(request, f"{label}: {summary}", level=messages.SUCCESS)
         except ValidationError as exc:
             self.message_user(request, f"{label}: {_error_text(exc)}", level=messages.ERROR)
         return self._back(order)

@@ -7,6 +7,7 @@ from orders.services.fulfilment import (  # noqa: F401
     PushRetryable,
     order_assignments_apply,
     order_assignments_parse,
+    order_devices_add_to_database,
     order_item_assign,
     order_items_flag_for_devices,
     order_missing_assignments,

@@ -468,3 +468,33 @@ def order_items_flag_for_devices(*, device_ids, reason: str) -> int:
             OrderEvent(order_id=i.order_id, kind="flagged", message=f"{_item_label(i)}: {reason}"[:500]) for i in items
         )
     return len(items)
+
+
+def order_devices_add_to_database(*, order: Order, actor=None) -> str:
+    """Add every device of the order to the customer's MyGeotab database (the one linked to the
+    order's partner account), through the idempotent devices service. Returns a summary."""
+    from devices.models import CustomerDatabase, Device
+    from devices.services import devices_add_to_database
+
+    devices = list(Device.objects.filter(order_items__order=order).distinct())
+    if not devices:
+        raise ValidationError("The order has no provisioned devices yet.")
+    erp_no = order.account.account_id
+    databases = list(CustomerDatabase.objects.filter(accounts__erp_no=erp_no, active=True).distinct()[:2])
+    if not databases:
+        raise ValidationError(
+            f"No customer database is linked to account {erp_no}: add one under Customer databases "
+            "(with its service account) or let the customer add the devices in MyGeotab."
+        )
+    if len(databases) > 1:
+        raise ValidationError(
+            f"Account {erp_no} has several customer databases: choose one with the devices' "
+            "\"Add to a customer's MyGeotab database\" action."
+        )
+    results = devices_add_to_database(devices=devices, database=databases[0], actor=actor)
+    ok = sum(1 for r in results if r.ok)
+    problems = "; ".join(f"{r.device.serial}: {r.message}" for r in results if not r.ok)
+    order_record_event(order=order, kind="database", actor=actor,
+                       message=f"{ok} of {len(results)} device(s) in {databases[0].database}")
+    summary = f"{ok} of {len(results)} device(s) are in {databases[0].database}."
+    return f"{summary} {problems}" if problems else summary
