@@ -273,7 +273,7 @@ def measure(quick: bool) -> dict:
         return statistics.median(times), queries, status
 
     rows = []
-    for model, model_admin in sorted(admin.site._registry.items(), key=lambda kv: kv[0]._meta.label):
+    for model, _model_admin in sorted(admin.site._registry.items(), key=lambda kv: kv[0]._meta.label):
         label = model._meta.label
         if label.startswith("sandbox"):
             continue

@@ -15,7 +15,6 @@ Uses the shared benchmark database (bench/common.py), replaces its own rows (ser
 from __future__ import annotations
 
 import csv
-import io
 import os
 import resource
 import subprocess

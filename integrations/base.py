@@ -25,10 +25,11 @@ import logging
 import random
 import threading
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from enum import Enum
-from typing import Any, Callable, Iterator, Protocol
+from typing import Any, Protocol
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -174,7 +175,7 @@ class CallContext:
 
 
 _call_context: contextvars.ContextVar[CallContext] = contextvars.ContextVar(
-    "vendor_call_context", default=CallContext()
+    "vendor_call_context", default=CallContext()  # noqa: B039 - never mutated: contexts are replaced, not edited
 )
 
 
@@ -263,7 +264,7 @@ class VendorSession:
         the request may have reached the vendor → UNKNOWN.
         """
         ctx = current_call_context()
-        started = datetime.now(timezone.utc)
+        started = datetime.now(UTC)
         t0 = time.monotonic()
         status: int | None = None
         result: Any = None
@@ -376,8 +377,8 @@ def parse_retry_after(value: str | None, *, default: float | None = None) -> flo
     except (TypeError, ValueError):
         return default
     if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
-    return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
 # --------------------------------------------------------------------------- shared state

@@ -5,8 +5,8 @@ default that is safe on a developer's machine; production differs only by its en
 (see README, "Configuration").
 """
 
-from pathlib import Path
 import secrets
+from pathlib import Path
 
 import environ
 

@@ -17,7 +17,7 @@ import socket
 import socketserver
 import sys
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from django.db import transaction
 from django.db.models import F

@@ -4,8 +4,8 @@ Usage: python scripts/preflight.py   (exit 1 when DATABASE_URL or CELERY_BROKER_
 """
 
 import os
-import warnings
 import sys
+import warnings
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent

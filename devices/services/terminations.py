@@ -9,9 +9,9 @@ never retried, it is reconciled from `GetDeviceContracts` / `LookupDevice`.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, time, timezone as dt_timezone
-from typing import Sequence
+from datetime import UTC, date, datetime, time
 
 from django.core.cache import cache
 from django.db import IntegrityError, connection, models, transaction
@@ -88,7 +88,7 @@ class TerminationResult:
 def _as_datetime(day: date | None) -> datetime:
     if day is None:
         return timezone.now()
-    return datetime.combine(day, time.min, tzinfo=dt_timezone.utc)
+    return datetime.combine(day, time.min, tzinfo=UTC)
 
 
 def termination_apply_bulk(

@@ -84,6 +84,9 @@ class ForwarderState(models.Model):
     invalid_cursor = models.BigIntegerField(null=True, blank=True)
     invalid_polled_at = models.DateTimeField(null=True, blank=True)
 
+    def __str__(self):
+        return f"forwarder paused until {self.paused_until}" if self.paused_until else "forwarder running"
+
     @classmethod
     def current(cls) -> "ForwarderState":
         obj, _ = cls.objects.get_or_create(pk=1)
@@ -102,3 +105,7 @@ class RecordIntakeKey(models.Model):
 
     class Meta:
         constraints = (models.UniqueConstraint(fields=["user", "key"], name="recordintakekey_unique"),)
+
+    def __str__(self):
+        return f"{self.user_id}:{self.key}"
+

@@ -14,10 +14,10 @@ import codecs
 import csv
 import re
 import zipfile
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import Iterable, Iterator
 
 # A header row is looked for among the first rows (sheets often start with a title line or two).
 HEADER_SEARCH_ROWS = 20

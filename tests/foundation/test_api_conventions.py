@@ -1,6 +1,6 @@
 """API conventions every endpoint shares: auth, roles, one error shape, keyset pages, schema."""
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from django.contrib.auth.models import Group
@@ -13,7 +13,7 @@ pytestmark = pytest.mark.django_db
 
 def _calls(n):
     VendorCall.objects.bulk_create(
-        VendorCall(system="myadmin", method="LookupDevice", outcome="ok", started_at=datetime.now(timezone.utc))
+        VendorCall(system="myadmin", method="LookupDevice", outcome="ok", started_at=datetime.now(UTC))
         for _ in range(n)
     )
 

@@ -2,7 +2,7 @@
 order items are flagged, linked Navixy trackers are flagged — for sheet and manual terminations."""
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from devices.models import Device
 from devices.services.terminations import termination_effects_apply
@@ -14,7 +14,7 @@ _records = _trackers = None
 
 
 def gps(serial, minutes_ago=5):
-    when = datetime.now(timezone.utc) - timedelta(minutes=minutes_ago)
+    when = datetime.now(UTC) - timedelta(minutes=minutes_ago)
     return {"Type": "GpsRecord", "DateTime": when.strftime("%Y-%m-%dT%H:%M:%S.%fZ"), "SerialNo": serial,
             "Latitude": 43.6, "Longitude": -79.4, "Speed": 50.0, "IsGpsValid": True, "IsIgnitionOn": True}
 

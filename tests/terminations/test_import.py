@@ -1,7 +1,6 @@
 """Importing the daily sheet: applied exactly once, per-row report, bad input, sources."""
 
 from datetime import date
-from pathlib import Path
 
 import pytest
 from django.db import connection

@@ -3,7 +3,8 @@
 from datetime import date, datetime
 
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from ingestion.services.sheets import SheetError, normalise_serial, parse_date, sheet_read_rows
 from tests.terminations.conftest import csv_bytes, xlsx_bytes
