@@ -9,6 +9,7 @@ from django.db import connection
 
 from integrations.base import (
     AuthenticationError,
+    MemoryRateLimiter,
     MemoryTokenStore,
     Outcome,
     OutcomeUnknownError,
@@ -260,7 +261,9 @@ def test_simulator_rate_limit_per_minute(client_, monkeypatch):
 
 
 def test_client_side_limiter_keeps_under_the_limit(make_client, sleeps):
-    client = make_client(requests_per_minute=2)
+    # A fixed clock: the three calls must fall in one window whatever the wall clock does.
+    client = make_client(requests_per_minute=2,
+                         rate_limiter=MemoryRateLimiter(clock=lambda: 1000.0, sleep=sleeps.append))
     client.max_backoff = 0.0  # do not wait for the next window: refuse instead
     client.authenticate()
     client.authenticate()

@@ -45,7 +45,9 @@ def test_changelist_query_count_is_constant(synced, admin_client_for, fulfilment
     synced(100, 20)
     large, response = _get(client, url)
     assert small == large
-    assert large == 11  # session, user, roles, filters (resellers, accounts), page, date hierarchy…
+    # session, user, roles, filters (resellers, accounts), page, date hierarchy…; on PostgreSQL
+    # one more: the planner's row estimate that replaces a full COUNT(*) of the unfiltered list.
+    assert large == (12 if connection.vendor == "postgresql" else 11)
     assert b"PO-101" in response.content
 
 
