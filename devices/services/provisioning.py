@@ -267,6 +267,21 @@ def _claim_call(request_id: int) -> tuple[ProvisioningRequest, int] | tuple[Prov
         return req, count
 
 
+def _wake_lane(req: ProvisioningRequest) -> None:
+    """The account's lane is free again: start its oldest waiting request now, not at the next
+    sweep. Harmless if it turns out busy again: processing re-checks the lane under locks."""
+    waiting = (
+        ProvisioningRequest.objects.filter(erp_no=req.erp_no, status=Status.PENDING, call_started_at__isnull=True)
+        .exclude(pk=req.pk)
+        .exclude(next_attempt_at__gt=timezone.now())
+        .order_by("id")
+        .values_list("pk", flat=True)
+        .first()
+    )
+    if waiting is not None:
+        _enqueue_on_commit(waiting)
+
+
 def _finish(req: ProvisioningRequest, status: str, *, error: str = "") -> None:
     req.status = status
     req.completed_at = timezone.now()
@@ -381,8 +396,10 @@ def _close_call(request_id: int, serials: list[str], *, failure: str = "", via: 
         req.save(update_fields=fields)
         if failure:
             _finish(req, Status.FAILED, error=failure)
+            _wake_lane(req)
         elif req.remaining == 0:
             _finish(req, Status.SUCCEEDED)
+            _wake_lane(req)
         elif via != "reply":
             # Resolved by the reconciler or staff: a worker mints the rest.
             req.status = Status.PENDING
@@ -413,6 +430,8 @@ def _release_not_executed(request_id: int, exc: VendorError, *, claimed: bool = 
         req.save(update_fields=["status", "call_started_at", "call_quantity", "attempts", "last_error",
                                 "next_attempt_at", "updated_at"])
         _enqueue_on_commit(req.pk, countdown=min(60.0, delay))
+        # This request now waits out its backoff with the lane free: others may go first.
+        _wake_lane(req)
 
 
 def _mark_unknown(request_id: int, error: str) -> None:

@@ -198,3 +198,14 @@ def test_wrong_credentials_defer_without_writing_a_call(portal_myadmin, myadmin,
     assert req.status == S.PENDING and req.call_started_at is None and req.calls_made == 0
     assert req.attempts == 1 and "IncorrectPassword" in req.last_error
     assert not SandboxDevice.objects.exists()
+
+
+def test_a_finished_request_starts_the_next_one_waiting_on_its_account(portal_myadmin, myadmin, enqueued):
+    first = provisioning_request_create(product_id=10032, erp_no="ACME01", quantity=1)
+    second = provisioning_request_create(product_id=10032, erp_no="ACME01", quantity=1)
+    other_account = provisioning_request_create(product_id=10032, erp_no="FLEETCO", quantity=1)
+    enqueued.clear()
+    assert provisioning_request_process(request_id=first.pk, client=myadmin).status == S.SUCCEEDED
+    # The lane of ACME01 is free: its next request goes now, not at the next sweep.
+    assert enqueued == [second.pk]
+    assert other_account.pk not in enqueued
