@@ -103,7 +103,7 @@ def _expr(model, field, unique: set[str], parents: dict) -> str | None:
             return "(now() - ((i % 2592000) * interval '1 second'))"
         return "datetime('now', '-' || (i % 2592000) || ' seconds')"
     if isinstance(field, models.DateField):
-        return "(current_date - (i % 30))" if pg else "date('now', '-' || (i % 30) || ' days')"
+        return "(current_date - (i % 30)::int)" if pg else "date('now', '-' || (i % 30) || ' days')"
     if isinstance(field, models.BooleanField):
         return "((i % 5) = 0)"
     if isinstance(field, (models.IntegerField, models.BigIntegerField, models.PositiveIntegerField,
