@@ -65,7 +65,7 @@ def svg_bars(items, *, width: int = 320, bar_height: int = 16, label_width: int 
         w = max(1, int(chart_w * float(value) / top)) if value else 0
         shown = f"{value:.1f}%" if isinstance(value, float) else str(value)
         bar = (
-            f'<text x="0" y="{y + bar_height - 4}">{escape(str(label))[:22]}</text>'
+            f'<text x="0" y="{y + bar_height - 4}">{escape(str(label)[:22])}</text>'
             f'<rect class="bar{" bad" if bad else ""}" x="{label_width}" y="{y}" width="{w}" height="{bar_height}"></rect>'
             f'<text x="{label_width + w + 4}" y="{y + bar_height - 4}">{escape(shown)}</text>'
         )

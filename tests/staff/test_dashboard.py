@@ -116,3 +116,11 @@ def test_refresh_task_fills_the_panel_cache(viewer, client_for):
     assert _figure(client_for(viewer).get("/admin/").content.decode(), "orders-waiting") == "1"
     dashboard_refresh()
     assert _figure(client_for(viewer).get("/admin/").content.decode(), "orders-waiting") == "2"
+
+
+def test_chart_labels_are_cut_before_escaping():
+    """A long label is shortened first and escaped after, so an entity is never cut in half."""
+    label = "ABCDEFGHIJKLMNOPQRST&x and more"  # escaping first would cut "&amp;" to "&a"
+    svg = str(dashboard.svg_bars([(label, 3, "", False)]))
+    text = re.search(r'<text x="0"[^>]*>([^<]*)</text>', svg).group(1)
+    assert text == "ABCDEFGHIJKLMNOPQRST&amp;x"
