@@ -91,8 +91,19 @@ class JobAdmin(ScalableAdminMixin, ReadOnlyAdmin):
     search_fields = ("=request_id", "=target")
     change_form_template = "admin/portal/job/change_form.html"
     # Status, counters and result are in the live progress box above these fields.
-    fields = ("kind", "target", "actor", "request_id", "created_at", "related")
+    fields = ("kind", "target_link", "actor", "request_id", "created_at", "related")
     readonly_fields = fields
+
+    @admin.display(description="Works on")
+    def target_link(self, obj):
+        """``target`` ("app_label.Model:pk") as a link to that object's page, where it has one."""
+        from portal.jobs import admin_url
+
+        label, _, pk = (obj.target or "").partition(":")
+        url = admin_url(label, pk) if label and pk else ""
+        if not url:
+            return obj.target or "—"
+        return format_html('<a href="{}">{}</a>', url, obj.target)
 
     @admin.display(description="Progress")
     def progress(self, obj):

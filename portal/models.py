@@ -115,6 +115,17 @@ class Job(models.Model):
             return 100 if self.is_finished else 0
         return min(100, int(100 * (self.done + self.failed) / self.total))
 
+    @property
+    def result_links(self) -> list[dict]:
+        """``result["links"]``: [{"label", "url"}] to what the job produced (an import run, a
+        sync run, the rows to look at)."""
+        links = (self.result or {}).get("links") or []
+        return [link for link in links if isinstance(link, dict) and link.get("url")]
+
+    @property
+    def result_summary(self) -> dict:
+        return {k: v for k, v in (self.result or {}).items() if k != "links"}
+
 
 class JobFailure(models.Model):
     """One item a job could not do, with a link to it: rows, so concurrent workers just insert."""

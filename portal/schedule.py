@@ -16,4 +16,6 @@ PERIODIC_TASKS = [
     # Keeps the dashboard's panel cache warm (shorter than DASHBOARD_CACHE_SECONDS).
     {"name": "Dashboard panels refresh", "task": "portal.dashboard_refresh",
      "every": max(10, settings.DASHBOARD_CACHE_SECONDS * 2 // 3)},
+    # Jobs whose work was lost (task never delivered, worker gone) stop showing "running".
+    {"name": "Finish stale jobs", "task": "portal.jobs_fail_stale", "every": 600},
 ]

@@ -29,3 +29,11 @@ def dashboard_refresh() -> None:
     from portal.dashboard import dashboard_refresh as refresh
 
     refresh()
+
+
+@shared_task(name="portal.jobs_fail_stale", ignore_result=True, soft_time_limit=60, time_limit=90)
+def jobs_fail_stale() -> int:
+    """Finish as failed the jobs that made no progress for JOB_STALE_SECONDS (work lost)."""
+    from portal.jobs import jobs_fail_stale as sweep
+
+    return sweep()

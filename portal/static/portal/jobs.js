@@ -38,9 +38,23 @@
         list.appendChild(li);
       });
     }
+    var links = root.querySelector(".portal-job-links");
+    if (links && data.links) {
+      while (links.firstChild) { links.removeChild(links.firstChild); }
+      data.links.forEach(function (l) {
+        var li = document.createElement("li");
+        var a = document.createElement("a");
+        a.setAttribute("href", l.url);
+        a.textContent = l.label;
+        li.appendChild(a);
+        links.appendChild(li);
+      });
+    }
     var summary = root.querySelector(".portal-job-summary");
-    if (summary && data.result && Object.keys(data.result).length) {
-      summary.textContent = JSON.stringify(data.result, null, 2);
+    var shown = {};
+    Object.keys(data.result || {}).forEach(function (k) { if (k !== "links") { shown[k] = data.result[k]; } });
+    if (summary && Object.keys(shown).length) {
+      summary.textContent = JSON.stringify(shown, null, 2);
       summary.hidden = false;
     }
     if (data.finished) {
