@@ -329,10 +329,13 @@ class DigClient:
         """Send 1..5000 records; return DIG's tracking id. Raises BadRecordsError (400),
         PayloadTooLargeError (413), RateLimitedError (429), NotExecutedError (503),
         OutcomeUnknownError (timeout/5xx: may have been stored)."""
-        count = len(records)
+        return self.post_encoded_records(self.encode_records(records), count=len(records))
+
+    def post_encoded_records(self, body: bytes, *, count: int) -> str:
+        """`post_records` for a body that is already one JSON array of ``count`` records (the
+        outbox builds it in the database, so 5000 records never become 5000 Python objects)."""
         if not 1 <= count <= MAX_RECORDS_PER_POST:
             raise ValueError(f"post_records takes 1..{MAX_RECORDS_PER_POST} records, got {count}")
-        body = self.encode_records(records)
         digest = {"records": count, "sha256": hashlib.sha256(body).hexdigest()}
 
         def parse(response: requests.Response) -> str:

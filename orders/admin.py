@@ -23,6 +23,7 @@ from orders.models import (
     Product,
     Shipment,
 )
+from portal.admin_confirm import confirm_action, confirm_post, is_confirmed
 from portal.admin_kit import PortalAdminMixin
 from portal.roles import (
     BILL,
@@ -120,6 +121,19 @@ ORDER_PAGE_ACTIONS = {
 }
 
 
+# Order-page buttons that cost money ask for confirmation first (portal.admin_confirm).
+BILLABLE_PAGE_ACTIONS = {"provision"}
+
+
+def _provision_effect(orders) -> str:
+    """What provisioning these orders costs: one billable serial per device item that has
+    neither a serial nor a provisioning intent yet (an existing intent never mints again)."""
+    serials = OrderItem.objects.filter(order__in=orders, requires_serial=True, device__isnull=True,
+                                       provisioning_request_id__isnull=True).count()
+    return (f"mint {serials} billable Geotab serial{'s' if serials != 1 else ''} on MyAdmin "
+            "(one per device item without a serial), on each order's partner account")
+
+
 @admin.register(Order)
 class OrderAdmin(PortalAdminMixin, RoleAwareAdminMixin, admin.ModelAdmin):
     list_display = ("order_label", "account", "order_date", "status", "reseller_name", "purchase_order_number",
@@ -169,7 +183,7 @@ class OrderAdmin(PortalAdminMixin, RoleAwareAdminMixin, admin.ModelAdmin):
     @admin.action(description="Sync orders from the partner API now")
     @require_capability(FULFIL)
     def sync_now(self, request, queryset):
-        self._sync(request)
+        return self._sync(request)
 
     def sync_view(self, request):
         """The changelist's "Sync now" button (an admin action needs selected rows; a fresh
@@ -178,14 +192,16 @@ class OrderAdmin(PortalAdminMixin, RoleAwareAdminMixin, admin.ModelAdmin):
             return HttpResponseNotAllowed(["POST"])
         if not has_capability(request.user, FULFIL):
             raise PermissionDenied("Your role does not allow this action.")
-        self._sync(request)
-        return HttpResponseRedirect(reverse("admin:orders_order_changelist"))
+        return self._sync(request)
 
     def _sync(self, request):
-        run = services.order_sync(actor=request.user)
-        level = messages.SUCCESS if run.status == OrderSyncRun.Status.SUCCEEDED else messages.WARNING
-        self.message_user(request, f"Sync {run.status}: {run.fetched} fetched, {run.created} new, {run.updated} "
-                                   f"updated, {run.flagged} flagged, {run.failed} bad. {run.error}", level=level)
+        """A worker syncs; staff watch the job's page (orders read, bad orders linked)."""
+        from orders.tasks import sync_orders
+        from portal.jobs import job_start, redirect_to_job
+
+        job = job_start(kind="order_sync", total=0, actor=request.user, target="")
+        sync_orders.delay_on_commit(job_id=job.pk, actor_id=request.user.pk)
+        return redirect_to_job(job)
 
     @admin.action(description="Start review")
     @require_capability(FULFIL)
@@ -200,6 +216,10 @@ class OrderAdmin(PortalAdminMixin, RoleAwareAdminMixin, admin.ModelAdmin):
     @admin.action(description="Provision serials (billable)")
     @require_capability(BILL)
     def provision(self, request, queryset):
+        page = confirm_action(request, queryset, title="Provision serials", count=queryset.count(),
+                              effect=_provision_effect(queryset), action_name="provision")
+        if page is not None:
+            return page
         self._each(request, queryset, services.order_provision, "sent to provisioning")
 
     @admin.action(description="Push fulfilment again")
@@ -251,6 +271,10 @@ class OrderAdmin(PortalAdminMixin, RoleAwareAdminMixin, admin.ModelAdmin):
         if not has_capability(request.user, capability):
             self.message_user(request, "Your role does not allow this action.", level=messages.ERROR)
             return self._back(order)
+        if name in BILLABLE_PAGE_ACTIONS and not is_confirmed(request):
+            return confirm_post(request, title=label, count=1, opts=self.model._meta, objects=[order],
+                                effect=_provision_effect(Order.objects.filter(pk=order.pk)),
+                                cancel_url=reverse("admin:orders_order_change", args=[order.pk]))
         try:
             outcome = service(order=order, actor=request.user)
             summary = outcome if isinstance(outcome, str) else "done."

@@ -18,11 +18,11 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.db import connection, transaction
-from django.db.models import F, Value
+from django.db.models import Count, F, Max, Min, Value
 from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 
@@ -38,8 +38,8 @@ from integrations.dig import BadRecordsError, DigClient, PayloadTooLargeError
 
 logger = logging.getLogger(__name__)
 
-# (id, device_id, payload, received_at, recorded_at)
-Row = tuple[int, int, str, datetime, datetime]
+# (id, device_id, payload)
+Row = tuple[int, int, str]
 
 
 @dataclass
@@ -53,84 +53,131 @@ class ForwardSummary:
     backlog: bool = False
 
 
-def _claim(*, batch_size: int, lease_seconds: float) -> list[Row]:
+@dataclass
+class Batch:
+    """Claimed records in queue order. On PostgreSQL the claim also returns the request body,
+    joined in the database from the stored JSON, so the common case (DIG takes the batch)
+    never turns 5000 records into Python objects; the rows are read only to split a batch."""
+
+    ids: list[int]
+    body: bytes | None = None
+    _rows: list[Row] | None = field(default=None, repr=False)
+
+    def rows(self) -> list[Row]:
+        if self._rows is None:
+            found = {r[0]: r for r in DeviceRecord.objects.filter(pk__in=self.ids).values_list("id", "device_id", "payload")}
+            self._rows = [found[pk] for pk in self.ids if pk in found]
+            self.ids = [r[0] for r in self._rows]
+        return self._rows
+
+    def encoded(self) -> bytes:
+        if self.body is None:
+            self.body = DigClient.encode_records([r[2] for r in self.rows()])
+        return self.body
+
+    def halves(self) -> tuple[Batch, Batch]:
+        rows, mid = self.rows(), len(self.ids) // 2
+        return (Batch(ids=self.ids[:mid], _rows=rows[:mid]), Batch(ids=self.ids[mid:], _rows=rows[mid:]))
+
+
+def _claim(*, batch_size: int, lease_seconds: float) -> Batch | None:
     now = timezone.now()
     lease_until = now + timedelta(seconds=lease_seconds)
     if connection.vendor == "postgresql":
-        # One round trip: the row locks of SELECT … FOR UPDATE SKIP LOCKED, and the lease, together.
+        # One round trip: the row locks of SELECT … FOR UPDATE SKIP LOCKED, the lease, and the
+        # ids and body in queue order (fair across devices, oldest first per device). The ids go
+        # through ARRAY(…) so the lease is an index lookup by primary key: joining the claimed
+        # rows back to the table invites a hash join over the whole queue.
         table = DeviceRecord._meta.db_table
         with transaction.atomic(), connection.cursor() as cursor:
             cursor.execute(
-                f"WITH claimed AS (SELECT id FROM {table} WHERE status = %s AND available_at <= %s "
-                f"ORDER BY fair_key, id LIMIT %s FOR UPDATE SKIP LOCKED) "
-                f"UPDATE {table} r SET available_at = %s, attempts = r.attempts + 1 FROM claimed "
-                f"WHERE r.id = claimed.id "
-                f"RETURNING r.fair_key, r.id, r.device_id, r.payload, r.received_at, r.recorded_at",
-                [DeviceRecord.Status.QUEUED, now, batch_size, lease_until],
+                f"WITH leased AS (UPDATE {table} r SET available_at = %s, attempts = r.attempts + 1 "
+                f"WHERE r.id = ANY(ARRAY(SELECT id FROM {table} WHERE status = %s AND available_at <= %s "
+                f"ORDER BY fair_key, id LIMIT %s FOR UPDATE SKIP LOCKED)) RETURNING r.fair_key, r.id, r.payload) "
+                f"SELECT array_agg(id ORDER BY fair_key, id), "
+                f"'[' || string_agg(payload, ',' ORDER BY fair_key, id) || ']' FROM leased",
+                [lease_until, DeviceRecord.Status.QUEUED, now, batch_size],
             )
-            rows = cursor.fetchall()
-        rows.sort()
-        return [row[1:] for row in rows]
+            ids, body = cursor.fetchone()
+        return Batch(ids=ids, body=body.encode()) if ids else None
     with transaction.atomic():
         rows = list(
             DeviceRecord.objects.select_for_update(skip_locked=True)
             .filter(status=DeviceRecord.Status.QUEUED, available_at__lte=now)
             .order_by("fair_key", "id")
-            .values_list("id", "device_id", "payload", "received_at", "recorded_at")[:batch_size]
+            .values_list("id", "device_id", "payload")[:batch_size]
         )
         if rows:
             DeviceRecord.objects.filter(pk__in=[r[0] for r in rows]).update(
                 available_at=lease_until, attempts=F("attempts") + 1
             )
-    return rows
+    return Batch(ids=[r[0] for r in rows], _rows=rows) if rows else None
 
 
-def _mark_sent(rows: Sequence[Row]) -> list[int]:
+# A record held (e.g. its device was terminated) while its batch was in flight was delivered all
+# the same, so it is settled as sent too.
+_SETTLE_FROM = (DeviceRecord.Status.QUEUED, DeviceRecord.Status.HELD)
+
+
+def _mark_sent(ids: Sequence[int]) -> list[int]:
     """Settle a delivered batch and the per-device stats; returns devices whose first data this was."""
     now = timezone.now()
-    per_device: dict[int, list] = {}
-    for _, device_id, _, received_at, recorded_at in rows:
-        stats = per_device.get(device_id)
-        if stats is None:
-            per_device[device_id] = [1, recorded_at, received_at]
-        else:
-            stats[0] += 1
-            stats[1] = max(stats[1], recorded_at)
-            stats[2] = min(stats[2], received_at)
-    ids = [r[0] for r in rows]
-    live = [DeviceRecord.Status.QUEUED, DeviceRecord.Status.HELD]
     with transaction.atomic():
-        # Held counts too: a record held (e.g. terminated) while its batch was in flight was delivered.
-        first = list(
-            DeviceFeed.objects.filter(device_id__in=list(per_device), first_sent_at__isnull=True)
-            .values_list("device_id", flat=True)
-        )
         if connection.vendor == "postgresql":
-            _mark_sent_postgres(ids, live, per_device, now)
-            return first
-        DeviceRecord.objects.filter(pk__in=ids, status__in=live).update(status=DeviceRecord.Status.SENT, sent_at=now)
-        for device_id, (count, last_record, oldest_received) in sorted(per_device.items()):
-            DeviceFeed.objects.filter(device_id=device_id).update(
-                records_sent=F("records_sent") + count,
-                first_sent_at=Coalesce(F("first_sent_at"), Value(now)),
-                last_sent_at=now,
-                last_record_at=Greatest(Coalesce(F("last_record_at"), Value(last_record)), Value(last_record)),
-                last_lag_ms=int((now - oldest_received).total_seconds() * 1000),
+            per_device = _mark_records_sent_postgres(ids, now)
+        else:
+            per_device = {
+                row["device_id"]: (row["n"], row["last_record"], row["oldest"])
+                for row in DeviceRecord.objects.filter(pk__in=ids, status__in=_SETTLE_FROM)
+                .values("device_id").annotate(n=Count("id"), last_record=Max("recorded_at"), oldest=Min("received_at"))
+            }
+            DeviceRecord.objects.filter(pk__in=ids, status__in=_SETTLE_FROM).update(
+                status=DeviceRecord.Status.SENT, sent_at=now
             )
+        if not per_device:
+            return []
+        devices = sorted(per_device)
+        # Lock the feeds in device order (as intake does), so concurrent settlements cannot deadlock.
+        first = [
+            device_id for device_id, first_sent_at in
+            DeviceFeed.objects.select_for_update().filter(device_id__in=devices).order_by("device_id")
+            .values_list("device_id", "first_sent_at")
+            if first_sent_at is None
+        ]
+        if connection.vendor == "postgresql":
+            _update_feeds_postgres(devices, per_device, now)
+        else:
+            for device_id in devices:
+                count, last_record, oldest_received = per_device[device_id]
+                DeviceFeed.objects.filter(device_id=device_id).update(
+                    records_sent=F("records_sent") + count,
+                    first_sent_at=Coalesce(F("first_sent_at"), Value(now)),
+                    last_sent_at=now,
+                    last_record_at=Greatest(Coalesce(F("last_record_at"), Value(last_record)), Value(last_record)),
+                    last_lag_ms=int((now - oldest_received).total_seconds() * 1000),
+                )
     return first
 
 
-def _mark_sent_postgres(ids: list[int], live: list[str], per_device: dict, now: datetime) -> None:
-    """The same settlement in two statements (arrays, not 5000 parameters)."""
-    records, feeds = DeviceRecord._meta.db_table, DeviceFeed._meta.db_table
-    devices = sorted(per_device)
+def _mark_records_sent_postgres(ids: Sequence[int], now: datetime) -> dict[int, tuple]:
+    """Mark the rows sent and return (count, newest record, oldest arrival) per device, in one
+    statement. ``NOT IN`` rather than ``IN (queued, held)``: the row is found by its primary key,
+    and the planner must not be tempted by the partial indexes on status."""
     with connection.cursor() as cursor:
         cursor.execute(
-            f"UPDATE {records} SET status = %s, sent_at = %s WHERE id = ANY(%s) AND status = ANY(%s)",
-            [DeviceRecord.Status.SENT, now, ids, live],
+            f"WITH sent AS (UPDATE {DeviceRecord._meta.db_table} SET status = %s, sent_at = %s "
+            f"WHERE id = ANY(%s) AND status NOT IN (%s, %s) RETURNING device_id, recorded_at, received_at) "
+            f"SELECT device_id, count(*), max(recorded_at), min(received_at) FROM sent GROUP BY device_id",
+            [DeviceRecord.Status.SENT, now, list(ids), DeviceRecord.Status.SENT, DeviceRecord.Status.REJECTED],
         )
+        return {row[0]: row[1:] for row in cursor.fetchall()}
+
+
+def _update_feeds_postgres(devices: list[int], per_device: dict, now: datetime) -> None:
+    """The per-device stats in one statement (arrays, not a statement per device)."""
+    with connection.cursor() as cursor:
         cursor.execute(
-            f"UPDATE {feeds} f SET records_sent = f.records_sent + v.n, "
+            f"UPDATE {DeviceFeed._meta.db_table} f SET records_sent = f.records_sent + v.n, "
             f"first_sent_at = COALESCE(f.first_sent_at, %s), last_sent_at = %s, "
             f"last_record_at = GREATEST(f.last_record_at, v.last_record), "
             f"last_lag_ms = (EXTRACT(EPOCH FROM (%s - v.oldest)) * 1000)::bigint "
@@ -142,18 +189,17 @@ def _mark_sent_postgres(ids: list[int], live: list[str], per_device: dict, now: 
 
 
 def _mark_rejected(rows: Sequence[Row], *, cause: str) -> None:
-    ids = [r[0] for r in rows]
     with transaction.atomic():
-        DeviceRecord.objects.filter(pk__in=ids).update(status=DeviceRecord.Status.REJECTED, cause=cause[:300])
-        for device_id in {r[1] for r in rows}:
+        DeviceRecord.objects.filter(pk__in=[r[0] for r in rows]).update(
+            status=DeviceRecord.Status.REJECTED, cause=cause[:300]
+        )
+        for device_id in sorted({r[1] for r in rows}):
             n = sum(1 for r in rows if r[1] == device_id)
             DeviceFeed.objects.filter(device_id=device_id).update(records_rejected=F("records_rejected") + n)
 
 
-def _defer(rows: Sequence[Row], *, until: datetime) -> None:
-    DeviceRecord.objects.filter(pk__in=[r[0] for r in rows], status=DeviceRecord.Status.QUEUED).update(
-        available_at=until
-    )
+def _defer(ids: Sequence[int], *, until: datetime) -> None:
+    DeviceRecord.objects.filter(pk__in=list(ids), status=DeviceRecord.Status.QUEUED).update(available_at=until)
 
 
 def _pause(exc: VendorError) -> datetime:
@@ -188,38 +234,38 @@ def _first_data(device_ids: Sequence[int]) -> None:
                 logger.info("device %s could not be marked active", device.pk)
 
 
-def _deliver(client: DigClient, rows: list[Row], summary: ForwardSummary,
+def _deliver(client: DigClient, batch: Batch, summary: ForwardSummary,
              after_accept: Callable[[list[int]], None] | None) -> str:
     """Send one claimed batch, splitting on 400/413. Returns "" or why forwarding must stop."""
-    stack = [rows]
+    stack = [batch]
     while stack:
         part = stack.pop()
         summary.vendor_calls += 1
         try:
-            with vendor_call_context(target=f"ingestion.DeviceRecord:{part[0][0]}+{len(part) - 1}"):
-                client.post_records([r[2] for r in part])
+            with vendor_call_context(target=f"ingestion.DeviceRecord:{part.ids[0]}+{len(part.ids) - 1}"):
+                client.post_encoded_records(part.encoded(), count=len(part.ids))
         except (BadRecordsError, PayloadTooLargeError) as exc:
-            if len(part) == 1:
-                _mark_rejected(part, cause=f"DIG refused the record: {exc}")
+            if len(part.ids) == 1:
+                _mark_rejected(part.rows(), cause=f"DIG refused the record: {exc}")
                 summary.rejected += 1
                 continue
-            mid = len(part) // 2
-            stack.append(part[mid:])
-            stack.append(part[:mid])
+            first_half, second_half = part.halves()
+            stack.append(second_half)
+            stack.append(first_half)
             continue
         except (VendorError, ValueError) as exc:
             # Not executed, unknown outcome, refused credentials: keep everything queued.
             if isinstance(exc, AuthenticationError):
                 logger.error("DIG refused the portal's credentials: %s", exc)
             until = _pause(exc) if isinstance(exc, VendorError) else timezone.now() + timedelta(seconds=60)
-            pending = [r for p in [part, *stack] for r in p]
+            pending = [pk for p in [part, *stack] for pk in p.ids]
             _defer(pending, until=until)
             summary.deferred += len(pending)
             return f"{type(exc).__name__}: {exc}"
         if after_accept is not None:
-            after_accept([r[0] for r in part])
-        first = _mark_sent(part)
-        summary.sent += len(part)
+            after_accept(list(part.ids))
+        first = _mark_sent(part.ids)
+        summary.sent += len(part.ids)
         if first:
             _first_data(first)
     return ""
@@ -251,11 +297,11 @@ def records_forward(
     lease = knob("DIG_FORWARD_LEASE_SECONDS", 120.0)
     healthy = state.consecutive_failures == 0
     while summary.batches < max_batches and time.monotonic() < deadline:
-        rows = _claim(batch_size=batch_size, lease_seconds=lease)
-        if not rows:
+        batch = _claim(batch_size=batch_size, lease_seconds=lease)
+        if batch is None:
             return summary
         summary.batches += 1
-        summary.stopped = _deliver(client, rows, summary, after_accept)
+        summary.stopped = _deliver(client, batch, summary, after_accept)
         if summary.stopped:
             return summary
         if not healthy:

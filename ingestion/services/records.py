@@ -376,46 +376,32 @@ _COLUMNS = ("device_id", "serial", "record_type", "recorded_at", "payload", "sta
             "fair_key", "cause", "received_at", "available_at", "attempts")
 
 
-def _existing_keys(cursor, rows: list[list]) -> set[tuple]:
-    """Which (serial, type, DateTime) of these rows are already stored (PostgreSQL, one query)."""
-    cursor.execute(
-        f"SELECT t.serial, t.record_type, t.recorded_at FROM {DeviceRecord._meta.db_table} t "
-        "JOIN unnest(%s::varchar[], %s::varchar[], %s::timestamptz[]) AS k(serial, record_type, recorded_at) "
-        "ON t.serial = k.serial AND t.record_type = k.record_type AND t.recorded_at = k.recorded_at",
-        [[r[1] for r in rows], [r[2] for r in rows], [r[3] for r in rows]],
-    )
-    return set(cursor.fetchall())
-
-
 def _insert_rows(rows: list[list], *, now: datetime) -> int:
     """Insert, skipping (serial, type, DateTime) repeats; returns how many were new.
 
-    PostgreSQL: look up which keys already exist (one query over arrays), then COPY the new
-    rows straight into the table. If a concurrent request inserted one of them in between, the
-    COPY fails on the unique key inside a savepoint and we fall back to COPY into a temp table
-    plus INSERT … ON CONFLICT DO NOTHING, which is always right but does the writing twice."""
+    PostgreSQL: COPY the rows straight into the table inside a savepoint. A batch that repeats
+    a stored (serial, type, DateTime) (a client retry, an overlapping upload, a concurrent
+    intake) fails that COPY on the unique key; then the rows go through a temp table and
+    INSERT … ON CONFLICT DO NOTHING, which is always right but writes twice. New data, the
+    common case, pays for one COPY and no lookup."""
     table = DeviceRecord._meta.db_table
     cols = ", ".join(_COLUMNS)
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
-            existing = _existing_keys(cursor, rows)
-            fresh = [r for r in rows if (r[1], r[2], r[3]) not in existing] if existing else rows
-            if not fresh:
-                return 0
             stamp = now.isoformat()
             tail = f"\t{stamp}\t{stamp}\t0\n"
             # COPY text format built in one pass. Only the JSON payload can hold a backslash;
             # JSON text never holds a raw tab or newline.
             buffer = "".join(
                 f"{r[0]}\t{r[1]}\t{r[2]}\t{r[3].isoformat()}\t{r[4].replace(chr(92), chr(92) * 2)}\t{r[5]}\t{r[6]}\t{r[7]}\t{tail}"
-                for r in fresh
+                for r in rows
             )
             try:
                 with transaction.atomic(), cursor.cursor.copy(f"COPY {table} ({cols}) FROM STDIN") as copy:
                     copy.write(buffer)
-                return len(fresh)
+                return len(rows)
             except (IntegrityError, connection.Database.IntegrityError):
-                pass  # a concurrent intake stored one of these keys first (raw COPY: driver error)
+                pass  # one of these keys is stored already (raw COPY: the driver's error)
             cursor.execute(
                 "CREATE TEMP TABLE IF NOT EXISTS ingestion_record_stage ("
                 "device_id bigint, serial varchar(12), record_type varchar(32), recorded_at timestamptz, "

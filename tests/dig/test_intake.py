@@ -170,7 +170,7 @@ def test_termination_relabels_not_ready_holds_so_readiness_does_not_release_them
     assert set(DeviceRecord.objects.values_list("status", "hold_reason")) == {("held", "terminated")}
 
 
-def test_a_key_stored_concurrently_between_lookup_and_copy_is_not_duplicated(make_device, monkeypatch):
+def test_a_batch_repeating_stored_keys_falls_back_and_stores_only_the_new(make_device):
     from django.db import connection
 
     from ingestion.services import records as records_service
@@ -180,12 +180,14 @@ def test_a_key_stored_concurrently_between_lookup_and_copy_is_not_duplicated(mak
     device = make_device()
     batch = gps_series(device.serial, 4)
     records_service.records_intake(body=json.dumps(batch[:2]).encode())
-    # The lookup misses what a concurrent request just stored: COPY hits the unique key and
-    # the insert falls back to ON CONFLICT DO NOTHING.
-    monkeypatch.setattr(records_service, "_existing_keys", lambda cursor, rows: set())
+    # The direct COPY hits the unique key on the stored two; the savepoint rolls it back and
+    # the insert falls back to ON CONFLICT DO NOTHING, in the same transaction.
     result = records_service.records_intake(body=json.dumps(batch).encode())
     assert result.accepted == 4 and result.duplicates == 2
     assert DeviceRecord.objects.count() == 4
+    assert sorted(DeviceRecord.objects.values_list("recorded_at", flat=True)) == sorted(
+        records_service.record_validate(0, r, earliest=datetime.min.replace(tzinfo=UTC),
+                                        latest=datetime.max.replace(tzinfo=UTC))[0].recorded_at for r in batch)
 
 
 def test_nan_and_infinity_are_malformed_json_and_store_nothing():
