@@ -8,10 +8,29 @@ PUSH_MAX_RETRIES = 8
 
 
 @shared_task(name="orders.sync", ignore_result=True, soft_time_limit=600, time_limit=660)
-def sync_orders():
-    from orders.services import order_sync
+def sync_orders(*, job_id: int | None = None, actor_id: int | None = None):
+    """The beat's sync, or staff's "Sync now" with the job (portal.jobs) whose page they watch."""
+    from django.contrib.auth import get_user_model
 
-    run = order_sync()
+    from orders.models import OrderSyncRun
+    from orders.services import order_sync
+    from portal.jobs import JobAlreadyFinished, admin_url, job_finish, job_running
+
+    actor = get_user_model().objects.filter(pk=actor_id).first() if actor_id else None
+    try:
+        with job_running(job_id):
+            run = order_sync(actor=actor, job_id=job_id)
+            if job_id is not None:
+                summary = {name: getattr(run, name) for name in
+                           ("fetched", "created", "updated", "unchanged", "flagged", "failed")}
+                if run.error:
+                    summary["error"] = run.error
+                summary["links"] = [{"label": f"Order sync run #{run.pk}",
+                                     "url": admin_url("orders.OrderSyncRun", run.pk)}]
+                job_finish(job_id=job_id, result=summary,
+                           status="failed" if run.status == OrderSyncRun.Status.FAILED else None)
+    except JobAlreadyFinished:
+        return None
     return {"run": run.pk, "status": run.status}
 
 

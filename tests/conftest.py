@@ -64,3 +64,15 @@ def api_client_for():
 def sandbox_url(live_server):
     """Base URL of the in-process sandbox, served over real HTTP by the live server."""
     return f"{live_server.url}/sandbox"
+
+
+@pytest.fixture
+def eager_tasks():
+    """Celery tasks run in-process when sent (as a worker would run them right after the
+    commit); pair with django_capture_on_commit_callbacks(execute=True) for delay_on_commit."""
+    from portal.celery import app
+
+    previous = app.conf.task_always_eager, app.conf.task_eager_propagates
+    app.conf.task_always_eager, app.conf.task_eager_propagates = True, True
+    yield
+    app.conf.task_always_eager, app.conf.task_eager_propagates = previous

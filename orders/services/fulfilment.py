@@ -442,11 +442,14 @@ def orders_push_sweep(*, older_than: timedelta = timedelta(minutes=5), limit: in
 # --------------------------------------------------------------------------- flags from devices
 
 
-def order_items_flag_for_devices(*, device_ids, reason: str) -> int:
+def order_items_flag_for_devices(*, device_ids, reason: str, actor=None) -> int:
     """Flag the open order items holding these devices (e.g. the serial was terminated) and
     their orders, for staff. Called by the devices termination service; idempotent (an item
-    already flagged for the same reason is left alone) and bulk. Returns items newly flagged."""
+    already flagged for the same reason is left alone) and bulk. Returns items newly flagged.
+    The audit trail gets one entry for the items and one for the orders (who: ``actor``, or
+    "system" when a service of the portal flagged them)."""
     from orders.models import OrderEvent
+    from portal.audit import Action, audit_bulk
 
     device_ids = list(device_ids)
     if not device_ids:
@@ -467,6 +470,11 @@ def order_items_flag_for_devices(*, device_ids, reason: str) -> int:
         OrderEvent.objects.bulk_create(
             OrderEvent(order_id=i.order_id, kind="flagged", message=f"{_item_label(i)}: {reason}"[:500]) for i in items
         )
+        who = actor if getattr(actor, "pk", None) else "system"
+        audit_bulk(model=OrderItem, ids=[i.pk for i in items], action=Action.BULK_UPDATE, actor=who,
+                   changes={"flag_reason": reason, "flagged_at": now}, message="flagged for staff")
+        audit_bulk(model=Order, ids=sorted(order_ids), action=Action.BULK_UPDATE, actor=who,
+                   changes={"flagged": True, "flag_reason": reason}, message="flagged for staff")
     return len(items)
 
 

@@ -29,6 +29,8 @@ from django.utils.dateparse import parse_date, parse_datetime
 
 from integrations.base import VendorError
 from orders.models import Account, Order, OrderEvent, OrderItem, OrderSyncRun, Product
+from portal.audit import Action as AuditAction
+from portal.audit import audit_bulk
 
 logger = logging.getLogger(__name__)
 
@@ -215,8 +217,10 @@ class _Counts:
 
 
 def order_sync(*, source: OrderSource | None = None, from_date: date | None = None, actor=None,
-               chunk_size: int = CHUNK_SIZE) -> OrderSyncRun:
-    """Pull new and changed orders from the partner shipping API (see module docstring)."""
+               chunk_size: int = CHUNK_SIZE, job_id: int | None = None) -> OrderSyncRun:
+    """Pull new and changed orders from the partner shipping API (see module docstring).
+    With ``job_id`` (portal.jobs) the job's total is the number of orders listed and it
+    advances once per chunk; each bad order is a failure linking to the order (or the run)."""
     if source is None:
         from portal.clients import shipping_client
 
@@ -230,11 +234,14 @@ def order_sync(*, source: OrderSource | None = None, from_date: date | None = No
         headers = list(source.iter_orders(from_date=from_date))
         counts.fetched = len(headers)
         incoming = _parse_headers(headers, counts)
+        progress = _SyncProgress(job_id, run, counts)
+        progress.start(total=len(incoming) + counts.failed)
         for start in range(0, len(incoming), chunk_size):
-            _sync_chunk(incoming[start:start + chunk_size], source=source, counts=counts)
+            _sync_chunk(incoming[start:start + chunk_size], source=source, counts=counts, actor=actor)
+            progress.advance()
         seen = {i.header["order_header_id"] for i in incoming}
         seen |= {e["orderHeaderId"] for e in counts.errors if isinstance(e["orderHeaderId"], int)}
-        counts.flagged += _flag_vanished(from_date=from_date, seen=seen)
+        counts.flagged += _flag_vanished(from_date=from_date, seen=seen, actor=actor)
         run.status = OrderSyncRun.Status.PARTIAL if counts.failed else OrderSyncRun.Status.SUCCEEDED
     except VendorError as exc:
         logger.warning("order sync %s stopped: %s", run.pk, exc)
@@ -255,6 +262,43 @@ def order_sync(*, source: OrderSource | None = None, from_date: date | None = No
     return run
 
 
+class _SyncProgress:
+    """Reports a sync's progress to its job (portal.jobs): one update per chunk, not per order."""
+
+    def __init__(self, job_id: int | None, run: OrderSyncRun, counts: _Counts):
+        self.job_id, self.run, self.counts = job_id, run, counts
+        self.done = self.failed = 0
+
+    def start(self, *, total: int) -> None:
+        if self.job_id is None:
+            return
+        from portal.jobs import job_set_total
+
+        job_set_total(job_id=self.job_id, total=total)
+        self.advance()  # orders refused while reading the listing
+
+    def advance(self) -> None:
+        if self.job_id is None:
+            return
+        from portal.jobs import MAX_FAILURES_SHOWN, admin_url, job_advance
+
+        c = self.counts
+        done = c.created + c.updated + c.unchanged
+        # The job page lists the first failures; the run keeps every error, the job counts them.
+        new_errors = c.errors[min(self.failed, MAX_FAILURES_SHOWN):min(c.failed, MAX_FAILURES_SHOWN)]
+        ohids = [e["orderHeaderId"] for e in new_errors if isinstance(e["orderHeaderId"], int)]
+        local = dict(Order.objects.filter(order_header_id__in=ohids).values_list("order_header_id", "pk")) if ohids else {}
+        run_url = admin_url("orders.OrderSyncRun", self.run.pk)
+        failures = [
+            {"label": f"order {e['orderHeaderId'] if e['orderHeaderId'] is not None else '(no id)'}",
+             "url": admin_url("orders.Order", local[e["orderHeaderId"]]) if e["orderHeaderId"] in local else run_url,
+             "message": f"{e['field']}: {e['message']}" if e["field"] else e["message"]}
+            for e in new_errors
+        ]
+        job_advance(job_id=self.job_id, done=done - self.done, failed=c.failed - self.failed, failures=failures)
+        self.done, self.failed = done, c.failed
+
+
 def _parse_headers(headers: list, counts: _Counts) -> list[_Incoming]:
     incoming: dict[int, _Incoming] = {}
     for raw in headers:
@@ -269,7 +313,7 @@ def _parse_headers(headers: list, counts: _Counts) -> list[_Incoming]:
     return list(incoming.values())
 
 
-def _sync_chunk(chunk: list[_Incoming], *, source: OrderSource, counts: _Counts) -> None:
+def _sync_chunk(chunk: list[_Incoming], *, source: OrderSource, counts: _Counts, actor=None) -> None:
     existing = {
         o.order_header_id: o
         for o in Order.objects.filter(order_header_id__in=[i.header["order_header_id"] for i in chunk]).only(
@@ -296,7 +340,7 @@ def _sync_chunk(chunk: list[_Incoming], *, source: OrderSource, counts: _Counts)
         ready.append(inc)
     try:
         with transaction.atomic():
-            _write_chunk(ready, existing, counts)
+            _write_chunk(ready, existing, counts, actor=actor)
     except (IntegrityError, ValidationError) as exc:
         # Something only the database saw (a concurrent manual entry of the same order...): fall
         # back to one order per transaction so one bad order cannot hold back the rest.
@@ -305,7 +349,7 @@ def _sync_chunk(chunk: list[_Incoming], *, source: OrderSource, counts: _Counts)
             try:
                 with transaction.atomic():
                     fresh = Order.objects.filter(order_header_id=inc.header["order_header_id"]).first()
-                    _write_chunk([inc], {fresh.order_header_id: fresh} if fresh else {}, counts)
+                    _write_chunk([inc], {fresh.order_header_id: fresh} if fresh else {}, counts, actor=actor)
             except (IntegrityError, ValidationError) as one_exc:
                 counts.bad(inc.header["order_header_id"], f"could not be stored: {one_exc}", "order")
 
@@ -330,7 +374,11 @@ _HEADER_FIELDS = [
 ]
 
 
-def _write_chunk(chunk: list[_Incoming], existing: dict[int, Order], counts: _Counts) -> None:
+# Who the audit trail names for a sync nobody clicked (the beat's run).
+SYNC_ACTOR = "order sync"
+
+
+def _write_chunk(chunk: list[_Incoming], existing: dict[int, Order], counts: _Counts, actor=None) -> None:
     if not chunk:
         return
     now = timezone.now()
@@ -398,15 +446,21 @@ def _write_chunk(chunk: list[_Incoming], existing: dict[int, Order], counts: _Co
         events.append(OrderEvent(order=order, kind="synced", message="; ".join(messages)[:500]))
         local_counts.updated += 1
 
+    who = actor if getattr(actor, "pk", None) else SYNC_ACTOR
     if new_orders:
         Order.objects.bulk_create(new_orders)
         by_ohid = {o.order_header_id: o for o in new_orders}
         if any(o.pk is None for o in new_orders):  # backends without RETURNING
             by_ohid = {o.order_header_id: o for o in Order.objects.filter(order_header_id__in=list(by_ohid))}
-        OrderItem.objects.bulk_create(
+        new_items = OrderItem.objects.bulk_create([
             OrderItem(order=by_ohid[ohid], product=products.get(item["product_code"]), **item)
             for ohid, items in new_items_for.items() for item in items
-        )
+        ])
+        # One audit row per bulk write, with the ids (portal.audit), not one per order.
+        audit_bulk(model=Order, ids=[o.pk for o in by_ohid.values()], action=AuditAction.CREATE, actor=who,
+                   message="created from the partner shipping API by the order sync")
+        audit_bulk(model=OrderItem, ids=[i.pk for i in new_items if i.pk is not None], action=AuditAction.CREATE,
+                   actor=who, message="created from the partner shipping API by the order sync")
         events += [
             OrderEvent(order=o, kind="synced", to_status=o.status,
                        message="created from the partner API" + (f"; {o.flag_reason}" if o.flagged else ""))
@@ -418,6 +472,9 @@ def _write_chunk(chunk: list[_Incoming], existing: dict[int, Order], counts: _Co
         groups.setdefault(tuple(fields), []).append(order)
     for fields, orders in groups.items():
         Order.objects.bulk_update(orders, list(fields))
+        audit_bulk(model=Order, ids=[o.pk for o in orders], action=AuditAction.BULK_UPDATE, actor=who,
+                   changes={"fields": [f for f in fields if f not in ("updated_at", "last_synced_at")]},
+                   message="updated from the partner shipping API by the order sync (values per order in its history)")
     for order, items in item_updates:
         _replace_items(order, items, products)
     OrderEvent.objects.bulk_create(events)
@@ -446,7 +503,7 @@ def _replace_items(order: Order, items: list[dict], products: dict[str, Product]
         OrderItem.objects.filter(pk__in=removed).delete()
 
 
-def _flag_vanished(*, from_date: date, seen: set[int]) -> int:
+def _flag_vanished(*, from_date: date, seen: set[int], actor=None) -> int:
     """Open partner orders within the window that the API no longer lists: flag, never delete."""
     start = timezone.make_aware(datetime.combine(from_date, datetime.min.time()), UTC)
     candidates = list(
@@ -459,6 +516,9 @@ def _flag_vanished(*, from_date: date, seen: set[int]) -> int:
     Order.objects.filter(pk__in=[o.pk for o in candidates]).update(
         flagged=True, flag_reason=VANISHED_REASON, updated_at=timezone.now()
     )
+    audit_bulk(model=Order, ids=[o.pk for o in candidates], action=AuditAction.BULK_UPDATE,
+               actor=actor if getattr(actor, "pk", None) else SYNC_ACTOR,
+               changes={"flagged": True, "flag_reason": VANISHED_REASON}, message="flagged by the order sync")
     OrderEvent.objects.bulk_create(OrderEvent(order=o, kind="flagged", message=VANISHED_REASON) for o in candidates)
     return len(candidates)
 
