@@ -14,6 +14,7 @@ from devices.forms.trackers import BulkUploadForm, PluginChoiceForm, TrackerRegi
 from devices.models import NavixyGroup, NavixyModel, NavixyPlugin, Tracker, TrackerEvent
 from devices.services import trackers as svc
 from portal.admin_kit import PortalAdminMixin
+from portal.jobs import admin_url, job_advance, job_start, redirect_to_job
 from portal.roles import FULFIL, RoleAwareAdminMixin, has_capability, require_capability
 
 
@@ -148,7 +149,13 @@ class TrackerAdmin(PortalAdminMixin, RoleAwareAdminMixin, admin.ModelAdmin):
                 form.add_error("file", str(exc))
             else:
                 dry_run = form.cleaned_data["dry_run"]
-                results = svc.tracker_bulk_import(rows=rows, actor=request.user, dry_run=dry_run)
+                job = None
+                if not dry_run and rows:
+                    # The registrations run on workers: staff watch them on the job's page.
+                    job = job_start(kind="tracker_registration", total=len(rows), actor=request.user,
+                                    target="")
+                results = svc.tracker_bulk_import(rows=rows, actor=request.user, dry_run=dry_run,
+                                                  job_id=job.pk if job else None)
                 good = sum(r.ok for r in results)
                 bad = len(results) - good
                 if dry_run:
@@ -157,23 +164,33 @@ class TrackerAdmin(PortalAdminMixin, RoleAwareAdminMixin, admin.ModelAdmin):
                 else:
                     self.message_user(request, f"{good} tracker(s) queued for registration; {bad} row(s) rejected.",
                                       messages.SUCCESS if not bad else messages.WARNING)
+                    if job is not None:
+                        return redirect_to_job(job)
                 context["dry_run"] = dry_run
         return render(request, "devices/tracker_bulk.html", {**context, "form": form, "results": results})
 
     @admin.action(description="Register / retry registration on Navixy")
     @require_capability(FULFIL)
     def retry_registration(self, request, queryset):
-        queued, refused = 0, []
-        for tracker in queryset:
+        """One job for the selection: each tracker counts when its registration ends, a
+        tracker the action refuses counts as failed at once (with its reason and link)."""
+        trackers = list(queryset.order_by("pk"))
+        candidates = [t for t in trackers if t.state != Tracker.State.REGISTERING]
+        busy = len(trackers) - len(candidates)
+        if busy:
+            self.message_user(request, f"{busy} tracker(s) already being registered, left as they are.",
+                              messages.INFO)
+        if not candidates:
+            return None
+        job = job_start(kind="tracker_registration", total=len(candidates), actor=request.user,
+                        target=f"devices.Tracker:{candidates[0].pk}" if len(candidates) == 1 else "")
+        for tracker in candidates:
             try:
-                svc.tracker_submit(tracker=tracker, actor=request.user)
-                queued += 1
+                svc.tracker_submit(tracker=tracker, actor=request.user, job_id=job.pk)
             except svc.TrackerError as exc:
-                refused.append(str(exc))
-        if queued:
-            self.message_user(request, f"{queued} tracker(s) queued for registration.", messages.SUCCESS)
-        for message in refused[:10]:
-            self.message_user(request, message, messages.WARNING)
+                job_advance(job_id=job.pk, failed=1, complete=True, failure={
+                    "label": tracker.label, "url": admin_url("devices.Tracker", tracker.pk), "message": str(exc)})
+        return redirect_to_job(job)
 
     @admin.action(description="Resend setup commands (register_retry)")
     @require_capability(FULFIL)

@@ -179,11 +179,20 @@ class TrackerViewSet(mixins.CreateModelMixin, mixins.UpdateModelMixin, viewsets.
         except svc.UploadError as exc:
             raise serializers.ValidationError({"file": [str(exc)]}) from exc
         dry_run = params.validated_data["dry_run"]
-        results = svc.tracker_bulk_import(rows=rows, actor=request.user, dry_run=dry_run)
+        job = None
+        if not dry_run and rows:
+            from portal.jobs import job_start
+
+            # Registrations end on workers; the job (GET /api/v1/jobs/<id>/) counts them.
+            job = job_start(kind="tracker_registration", total=len(rows), actor=request.user)
+        results = svc.tracker_bulk_import(rows=rows, actor=request.user, dry_run=dry_run,
+                                          job_id=job.pk if job else None)
         return Response({
             "dry_run": dry_run,
             "rows": len(results),
             "ok": sum(r.ok for r in results),
             "failed": sum(not r.ok for r in results),
             "results": [r.as_dict() for r in results],
+            "job": job.pk if job else None,
+            "job_url": request.build_absolute_uri(f"/api/v1/jobs/{job.pk}/") if job else None,
         })

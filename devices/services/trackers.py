@@ -108,6 +108,28 @@ def _set_state(tracker: Tracker, to_state: str, *, message: str = "", actor=None
     tracker.save(update_fields=["state", "state_message", "updated_at", *extra_fields])
     tracker_record_event(tracker=tracker, kind=kind, message=message, actor=actor, data=data,
                          from_state=from_state, to_state=to_state)
+    if from_state == State.REGISTERING and to_state != State.REGISTERING:
+        _registration_job_advance(tracker, to_state=to_state, message=message)
+
+
+def _registration_job_advance(tracker: Tracker, *, to_state: str, message: str) -> None:
+    """A registration ended (registered, failed, needs attention): count it on the job
+    (portal.jobs) it was submitted under, if any. The job id sits on the history row that
+    queued the registration, so a task re-sent by the sweeper still reports to it; and this runs
+    in the transaction of the state change, so a redelivered task never counts it twice."""
+    from portal.jobs import admin_url, job_advance
+
+    queued = (TrackerEvent.objects.filter(tracker=tracker, to_state=State.REGISTERING)
+              .order_by("-pk").values_list("data", flat=True).first())
+    job_id = (queued or {}).get("job_id") if isinstance(queued, dict) else None
+    if not job_id:
+        return
+    if to_state == State.REGISTERED:
+        job_advance(job_id=job_id, done=1, complete=True)
+    else:
+        job_advance(job_id=job_id, failed=1, complete=True, failure={
+            "label": tracker.label, "url": admin_url("devices.Tracker", tracker.pk),
+            "message": f"{State(to_state).label}: {message}"})
 
 
 # --------------------------------------------------------------------------- validation
@@ -360,7 +382,8 @@ def _link_device(tracker: Tracker) -> None:
     tracker.portal_device = device
 
 
-def tracker_create(*, data: dict, actor=None, submit: bool = True, catalogue: Catalogue | None = None) -> Tracker:
+def tracker_create(*, data: dict, actor=None, submit: bool = True, catalogue: Catalogue | None = None,
+                   job_id: int | None = None) -> Tracker:
     """Create a tracker from validated input and (by default) submit it for registration.
     Raises ValidationError(field → messages) and writes nothing when the input is invalid."""
     cleaned, errors = tracker_validate(data=data, catalogue=catalogue)
@@ -377,7 +400,7 @@ def tracker_create(*, data: dict, actor=None, submit: bool = True, catalogue: Ca
         tracker_record_event(tracker=tracker, kind="created", actor=actor, to_state=tracker.state,
                              message="Created in the portal")
         if submit:
-            tracker = tracker_submit(tracker=tracker, actor=actor)
+            tracker = tracker_submit(tracker=tracker, actor=actor, job_id=job_id)
     return tracker
 
 
@@ -405,13 +428,21 @@ def tracker_update(*, tracker: Tracker, data: dict, actor=None) -> Tracker:
     return tracker
 
 
-def tracker_submit(*, tracker: Tracker, actor=None) -> Tracker:
-    """Queue a draft / failed / needs-attention tracker for registration (task on commit)."""
+def tracker_submit(*, tracker: Tracker, actor=None, job_id: int | None = None) -> Tracker:
+    """Queue a draft / failed / needs-attention tracker for registration (task on commit).
+    With ``job_id`` the registration's end is counted on that job (portal.jobs)."""
     from devices.tasks.trackers import tracker_register_task
 
     with transaction.atomic():
         tracker = Tracker.objects.select_for_update().get(pk=tracker.pk)
         if tracker.state == State.REGISTERING:
+            if job_id:
+                # Queued earlier, under another request: its outcome is not this job's to wait for.
+                from portal.jobs import admin_url, job_advance
+
+                job_advance(job_id=job_id, failed=1, complete=True, failure={
+                    "label": tracker.label, "url": admin_url("devices.Tracker", tracker.pk),
+                    "message": "Already being registered (queued earlier); its page shows the outcome."})
             return tracker
         if tracker.navixy_tracker_id:
             raise TrackerError(f"Tracker {tracker.label!r} is already registered on Navixy "
@@ -422,6 +453,7 @@ def tracker_submit(*, tracker: Tracker, actor=None) -> Tracker:
         tracker.last_error_code = None
         tracker.field_errors = {}
         _set_state(tracker, State.REGISTERING, actor=actor, message="Queued for registration",
+                   data={"job_id": job_id} if job_id else None,
                    extra_fields=("submitted_at", "last_error_code", "field_errors"))
         pk = tracker.pk
         transaction.on_commit(lambda: tracker_register_task.delay(pk))
@@ -733,17 +765,25 @@ def tracker_refresh(*, tracker_id: int, client=None) -> str:
     return "ok"
 
 
-def trackers_flag_for_devices(*, device_ids, reason: str) -> int:
+def trackers_flag_for_devices(*, device_ids, reason: str, actor=None) -> int:
     """Mark the trackers linked to these portal devices "needs attention" with ``reason``
-    (e.g. called when a device's billing is terminated). Returns how many were flagged."""
-    flagged = 0
+    (e.g. called when a device's billing is terminated). Returns how many were flagged; the
+    audit trail gets one entry with their ids."""
+    from portal.audit import Action, audit_bulk
+
+    flagged = []
     with transaction.atomic():
         for tracker in Tracker.objects.select_for_update().filter(portal_device__in=list(device_ids)).order_by("pk"):
             if tracker.state == State.NEEDS_ATTENTION and tracker.state_message == reason[:500]:
                 continue
-            _set_state(tracker, State.NEEDS_ATTENTION, kind="flagged", message=reason, data={"reason": reason})
-            flagged += 1
-    return flagged
+            _set_state(tracker, State.NEEDS_ATTENTION, kind="flagged", message=reason, data={"reason": reason},
+                       actor=actor)
+            flagged.append(tracker.pk)
+        audit_bulk(model=Tracker, ids=flagged, action=Action.BULK_UPDATE,
+                   actor=actor if getattr(actor, "pk", None) else "system",
+                   changes={"state": State.NEEDS_ATTENTION.value, "state_message": reason[:500]},
+                   message="flagged for staff")
+    return len(flagged)
 
 
 # --------------------------------------------------------------------------- catalogues
@@ -847,9 +887,13 @@ class RowResult:
                 "tracker_id": self.tracker_id}
 
 
-def tracker_bulk_import(*, rows: list[tuple[int, dict]], actor=None, dry_run: bool = True) -> list[RowResult]:
+def tracker_bulk_import(*, rows: list[tuple[int, dict]], actor=None, dry_run: bool = True,
+                        job_id: int | None = None) -> list[RowResult]:
     """Validate every row; unless ``dry_run``, create and submit the good rows. Bad rows are
-    reported by row number and change nothing; good rows do not wait for bad ones."""
+    reported by row number and change nothing; good rows do not wait for bad ones.
+
+    With ``job_id`` (a job whose total is ``len(rows)``) each bad row counts as failed at once
+    and each good row when its Navixy registration ends."""
     catalogue = Catalogue.load()
     seen_device: dict[str, int] = {}
     seen_phone: dict[str, int] = {}
@@ -875,10 +919,26 @@ def tracker_bulk_import(*, rows: list[tuple[int, dict]], actor=None, dry_run: bo
         result = RowResult(row=number, label=cleaned.get("label", ""), ok=not errors, errors=errors)
         if not errors and not dry_run:
             try:
-                tracker = tracker_create(data=values, actor=actor, catalogue=catalogue)
+                tracker = tracker_create(data=values, actor=actor, catalogue=catalogue, job_id=job_id)
                 result.tracker_id = tracker.pk
             except ValidationError as exc:
                 result.ok = False
                 result.errors = exc.message_dict
         results.append(result)
+    if job_id and not dry_run:
+        _bulk_job_refusals(job_id, [r for r in results if not r.ok])
     return results
+
+
+def _bulk_job_refusals(job_id: int, refused: list[RowResult]) -> None:
+    """The rows refused before any Navixy call, as the job's failures (one update for all)."""
+    from portal.jobs import MAX_FAILURES_SHOWN, job_advance
+
+    if not refused:
+        return
+    failures = [
+        {"label": f"row {r.row}" + (f" ({r.label})" if r.label else ""), "url": "",
+         "message": "; ".join(f"{name}: {' '.join(msgs)}" for name, msgs in r.errors.items())}
+        for r in refused[:MAX_FAILURES_SHOWN]
+    ]
+    job_advance(job_id=job_id, failed=len(refused), failures=failures, complete=True)

@@ -7,8 +7,10 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
-from devices.models import Tracker
+from devices.models import Device, Tracker
 from devices.services import trackers as svc
+from integrations import navixy as nx
+from portal.models import Job
 
 from .conftest import GOOD_PHONE, fmb140_input, luhn_imei
 
@@ -90,10 +92,97 @@ def test_bulk_xlsx_dry_run_then_register(offline_catalogue, staff, enqueued, dja
     assert "<td>3</td>" in page and "requires an activation code" in page
     assert "<td>5</td>" in page and "label" in page
     with django_capture_on_commit_callbacks(execute=True):
-        page = post(False).content.decode()
+        response = post(False)
     assert sorted(Tracker.objects.values_list("label", flat=True)) == ["Van A", "Van D"]
-    assert "queued (#" in page and len(enqueued) == 2
+    assert len(enqueued) == 2
     assert Tracker.objects.get(label="Van A").device_id == "356938035643809"
+    # The registrations run on workers: the upload leads to the job's page.
+    job = Job.objects.get()
+    assert response.status_code == 302 and response["Location"] == reverse("admin:portal_job_change", args=[job.pk])
+    assert (job.kind, job.total, job.done, job.failed, job.status) == ("tracker_registration", 4, 0, 2, "running")
+    assert sorted(job.failures.values_list("label", flat=True)) == ["row 3 (Van B)", "row 5"]
+    assert "activation code" in job.failures.get(label="row 3 (Van B)").message
+
+    # Each registration counts when it ends, whatever the worker that ends it.
+    van_a, van_d = Tracker.objects.get(label="Van A"), Tracker.objects.get(label="Van D")
+    assert svc.tracker_register(tracker_id=van_a.pk, client=FakeNavixy()) == "registered"
+    job.refresh_from_db()
+    assert (job.done, job.failed, job.status) == (1, 2, "running")
+    assert svc.tracker_register(tracker_id=van_d.pk, client=FakeNavixy(refuse=True)) == "failed"
+    job.refresh_from_db()
+    assert (job.done, job.failed, job.status) == (1, 3, "partial")
+    failure = job.failures.get(label="Van D")
+    assert failure.url == reverse("admin:devices_tracker_change", args=[van_d.pk]) and "223" in failure.message
+    # A redelivered task finds nothing to do and counts nothing.
+    assert svc.tracker_register(tracker_id=van_a.pk, client=FakeNavixy()) == "skipped"
+    job.refresh_from_db()
+    assert (job.done, job.failed) == (1, 3)
+
+
+class FakeNavixy:
+    """Answers tracker/register like Navixy would: a new tracker, or a refusal (223)."""
+
+    def __init__(self, refuse=False):
+        self.refuse = refuse
+        self.ids = iter(range(500, 600))
+
+    def register(self, *, label, device_id=None, model=None, group_id=None, **_):
+        if self.refuse:
+            raise nx.NavixyRejected("phone number already in use", error_name="223")
+        return nx.Tracker(id=next(self.ids), label=label, group_id=group_id or 0, clone=False, source_id=1,
+                          device_id=device_id or "", model=model or "", blocked=False, tariff_id=None, phone=None,
+                          creation_date=None, tariff_end_date=None)
+
+
+def test_retry_registration_runs_as_a_job(offline_catalogue, staff, enqueued, django_capture_on_commit_callbacks):
+    failed = svc.tracker_create(data=fmb140_input(), submit=False)
+    registered = svc.tracker_create(data=fmb140_input(label="Van 2", device_id=luhn_imei("35693803564393"),
+                                                      phone="4915112345673"), submit=False)
+    busy = svc.tracker_create(data=fmb140_input(label="Van 3", device_id=luhn_imei("35693803564394"),
+                                                phone="4915112345674"), submit=False)
+    Tracker.objects.filter(pk=failed.pk).update(state="failed")
+    Tracker.objects.filter(pk=registered.pk).update(state="registered", navixy_tracker_id=9)
+    Tracker.objects.filter(pk=busy.pk).update(state="registering")
+    url = reverse("admin:devices_tracker_changelist")
+    with django_capture_on_commit_callbacks(execute=True):
+        response = staff.post(url, {"action": "retry_registration",
+                                    "_selected_action": [failed.pk, registered.pk, busy.pk]})
+    job = Job.objects.get()
+    assert response["Location"] == reverse("admin:portal_job_change", args=[job.pk])
+    # The one already being registered is left alone; the registered one is refused at once.
+    assert (job.total, job.done, job.failed) == (2, 0, 1) and enqueued == [("register", failed.pk)]
+    refusal = job.failures.get()
+    assert refusal.label == "Van 2" and "already registered" in refusal.message
+    assert refusal.url == reverse("admin:devices_tracker_change", args=[registered.pk])
+    assert svc.tracker_register(tracker_id=failed.pk, client=FakeNavixy()) == "registered"
+    job.refresh_from_db()
+    assert (job.done, job.failed, job.status) == (1, 1, "partial") and job.finished_at is not None
+
+
+def test_a_flagged_registration_counts_once(offline_catalogue, enqueued, fulfilment_user):
+    """A tracker flagged (its device terminated) while its registration is queued counts as
+    failed on the job; the late Navixy answer does not count it again."""
+    from portal.jobs import job_start
+
+    job = job_start(kind="tracker_registration", total=1)
+    device = Device.objects.create(serial="CX0000000101", product_id=10032, product_type="CustomDevice",
+                                   erp_no="E1", imei="356938035643809")
+    tracker = svc.tracker_create(data=fmb140_input(), job_id=job.pk)
+    assert tracker.portal_device_id == device.pk
+
+    class FlaggedMidCall(FakeNavixy):
+        def register(self, **kwargs):
+            # The device is terminated while the call is in flight.
+            svc.trackers_flag_for_devices(device_ids=[device.pk], reason="Device terminated")
+            job.refresh_from_db()
+            assert (job.done, job.failed, job.status) == (0, 1, "failed")
+            return super().register(**kwargs)
+
+    assert svc.tracker_register(tracker_id=tracker.pk, client=FlaggedMidCall()) == "registered"
+    tracker.refresh_from_db()
+    assert tracker.state == "needs_attention" and tracker.navixy_tracker_id
+    job.refresh_from_db()
+    assert (job.done, job.failed) == (0, 1)
 
 
 def test_bulk_rejects_unreadable_files(offline_catalogue, staff):
