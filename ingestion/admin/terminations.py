@@ -5,6 +5,7 @@ import csv
 
 from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.http import StreamingHttpResponse
 from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
@@ -15,12 +16,12 @@ from ingestion.models import (
     TerminationImportRun,
     TerminationSource,
 )
-from ingestion.services.terminations import (
-    termination_import_report_rows,
-    termination_sheet_import,
-)
-from ingestion.tasks.terminations import termination_sheet_import_now
+from ingestion.services.termination_jobs import termination_upload_store
+from ingestion.services.terminations import termination_import_report_rows
+from ingestion.tasks.terminations import termination_sheet_import_now, termination_sheet_import_upload
+from portal.admin_confirm import confirm_action
 from portal.admin_kit import PortalAdminMixin
+from portal.jobs import job_start, redirect_to_job, redirect_to_jobs
 from portal.roles import (
     BILL,
     VIEW,
@@ -39,24 +40,39 @@ class TerminationSourceAdmin(PortalAdminMixin, RoleAwareAdminMixin, admin.ModelA
     @admin.action(description="Import now (queued for a worker)")
     @require_capability(BILL)
     def import_now(self, request, queryset):
-        self._enqueue(request, queryset, dry_run=False)
+        # Applying a sheet terminates devices: staff confirm, seeing which sources it reads.
+        page = confirm_action(
+            request, queryset, title="Import termination sheets", count=queryset.count(),
+            effect="fetch the latest termination sheet of {count} source(s) and mark every device it lists "
+                   "terminated: their data is no longer accepted or forwarded to DIG, their Navixy trackers "
+                   "and open order items are flagged",
+            action_name="import_now", noun=("source", "sources"))
+        if page is not None:
+            return page
+        return self._enqueue(request, queryset, dry_run=False)
 
     @admin.action(description="Dry run now (report only, changes nothing)")
     @require_capability(BILL)
     def dry_run_now(self, request, queryset):
-        self._enqueue(request, queryset, dry_run=True)
+        return self._enqueue(request, queryset, dry_run=True)
 
     def _enqueue(self, request, queryset, *, dry_run):
+        """One job per source (each is its own import run); staff land on its progress."""
         sources = list(queryset.exclude(kind=TerminationSource.Kind.UPLOAD))
-        for source in sources:
-            termination_sheet_import_now.delay_on_commit(source_id=source.pk, actor_id=request.user.pk,
-                                                         dry_run=dry_run)
-        if sources:
-            self.message_user(request, f"Import queued for {', '.join(s.name for s in sources)}; "
-                                       "see Termination import runs.")
-        else:
+        if not sources:
             self.message_user(request, "Upload sources have nothing to fetch: use 'Import a file'.",
                               level=messages.WARNING)
+            return None
+        jobs = []
+        for source in sources:
+            job = job_start(kind="termination_import", total=0, actor=request.user,
+                            target=f"ingestion.TerminationSource:{source.pk}")
+            termination_sheet_import_now.delay_on_commit(source_id=source.pk, actor_id=request.user.pk,
+                                                         dry_run=dry_run, job_id=job.pk)
+            jobs.append(job)
+        self.message_user(request, f"{'Dry run' if dry_run else 'Import'} queued for "
+                                   f"{', '.join(s.name for s in sources)}.")
+        return redirect_to_jobs(jobs)
 
 
 class ImportFileForm(forms.ModelForm):
@@ -137,33 +153,25 @@ class TerminationImportRunAdmin(PortalAdminMixin, RoleAwareAdminMixin, admin.Mod
     def has_delete_permission(self, request, obj=None):
         return False
 
-    def save_model(self, request, obj, form, change):
-        upload = form.cleaned_data["file"]
-        run = termination_sheet_import(file=upload, filename=upload.name, dry_run=form.cleaned_data["dry_run"],
-                                       actor=request.user)
-        obj.__dict__.update({k: v for k, v in run.__dict__.items() if not k.startswith("_")})
-        level = {TerminationImportRun.Status.FAILED: messages.ERROR,
-                 TerminationImportRun.Status.PARTIAL: messages.WARNING,
-                 TerminationImportRun.Status.DUPLICATE: messages.WARNING}.get(run.status, messages.SUCCESS)
-        self.message_user(
-            request,
-            f"Import #{run.pk}: {run.get_status_display()} — {run.applied_count} applied, "
-            f"{run.already_count} already terminated, {run.unknown_count} unknown serials, "
-            f"{run.invalid_count} invalid rows. {run.error}",
-            level=level,
-        )
-
-    def save_related(self, request, form, formsets, change):
-        # The report rows are written by the import itself.
-        return None
-
-    def response_add(self, request, obj, post_url_continue=None):
-        from django.http import HttpResponseRedirect
-
-        return HttpResponseRedirect(reverse("admin:ingestion_terminationimportrun_change", args=[obj.pk]))
-
-    def log_addition(self, request, obj, message):
-        return super().log_addition(request, obj, "Imported a termination sheet")
+    def add_view(self, request, form_url="", extra_context=None):
+        """A valid upload is kept for a worker, which imports it as a job; staff land on the
+        job's page (a progress bar per batch, then the run, its report and the bad rows). The
+        run itself is written by the import, never by this form."""
+        if request.method == "POST":
+            if not self.has_add_permission(request):
+                raise PermissionDenied
+            form = ImportFileForm(request.POST, request.FILES)
+            if form.is_valid():
+                upload = form.cleaned_data["file"]
+                dry_run = form.cleaned_data["dry_run"]
+                job = job_start(kind="termination_import", total=0, actor=request.user)
+                stored = termination_upload_store(upload)
+                termination_sheet_import_upload.delay_on_commit(
+                    upload_name=stored, filename=upload.name[:255], job_id=job.pk, actor_id=request.user.pk,
+                    dry_run=dry_run)
+                self.message_user(request, f"{upload.name}: {'dry run' if dry_run else 'import'} queued.")
+                return redirect_to_job(job)
+        return super().add_view(request, form_url, extra_context)
 
 
 @admin.register(TerminationImportRow)
@@ -175,8 +183,9 @@ class TerminationImportRowAdmin(RoleAwareAdminMixin, admin.ModelAdmin):
     list_per_page = 200
 
     def lookup_allowed(self, lookup, value, request=None):
-        # The run page links here filtered by run.
-        return lookup in ("run__id__exact", "run") or super().lookup_allowed(lookup, value, request)
+        # The run page links here filtered by run; a job's failures link to their row.
+        return (lookup in ("run__id__exact", "run", "row_number")
+                or super().lookup_allowed(lookup, value, request))
 
     def get_readonly_fields(self, request, obj=None):
         return [f.name for f in self.model._meta.fields]

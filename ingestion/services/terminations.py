@@ -31,6 +31,7 @@ from django.utils import timezone
 from devices.services.terminations import bulk_insert_rows, termination_apply_bulk, termination_match_unmatched
 from ingestion.models import TerminationImportRow, TerminationImportRun, TerminationSource
 from ingestion.services.sheets import SheetError, sheet_read_rows
+from ingestion.services.termination_jobs import termination_job_batch, termination_job_sheet_opened
 
 logger = logging.getLogger(__name__)
 
@@ -138,11 +139,12 @@ def _folder_archive(path: Path) -> None:
 
 def termination_sheet_import(
     *, source: TerminationSource | None = None, file: IO | bytes | None = None, filename: str | None = None,
-    dry_run: bool = False, actor=None,
+    dry_run: bool = False, actor=None, job_id: int | None = None,
 ) -> TerminationImportRun:
     """Import one termination sheet: from ``file`` (an upload; ``source`` defaults to "Uploads")
     or fetched from ``source`` (URL or drop folder). Never raises for bad input: the returned run
-    says failed / partial / duplicate and why."""
+    says failed / partial / duplicate and why. With ``job_id`` the job (portal.jobs) gets the
+    sheet's size and advances once per batch (ingestion.services.termination_jobs)."""
     if file is None and source is None:
         raise ValueError("termination_sheet_import needs a source or a file")
     source = source or termination_upload_source()
@@ -180,7 +182,7 @@ def termination_sheet_import(
                 return _finish(run, status=TerminationImportRun.Status.DUPLICATE,
                                error=f"Same sheet (SHA-256) as import #{first.pk}; nothing to apply.")
         try:
-            _apply_sheet(run, path, dry_run=dry_run, actor=actor)
+            _apply_sheet(run, path, dry_run=dry_run, actor=actor, job_id=job_id)
         except SheetError as exc:
             return _finish(run, status=TerminationImportRun.Status.FAILED, error=str(exc), release=True)
         except Exception as exc:  # noqa: BLE001 — record, release the claim, let the caller see it
@@ -250,15 +252,18 @@ def _finish(run, *, status, error="", release=False) -> TerminationImportRun:
     return run
 
 
-def _apply_sheet(run: TerminationImportRun, path: str, *, dry_run: bool, actor) -> None:
+def _apply_sheet(run: TerminationImportRun, path: str, *, dry_run: bool, actor, job_id: int | None = None) -> None:
+    termination_job_sheet_opened(job_id=job_id, path=path, filename=run.filename)
     rows = sheet_read_rows(path, filename=run.filename, max_rows=MAX_ROWS)
     batch = []
     for row in rows:
         batch.append(row)
         if len(batch) >= BATCH_SIZE:
             _apply_batch(run, batch, dry_run=dry_run, actor=actor)
+            termination_job_batch(job_id=job_id, run=run, batch=batch)
             batch = []
     _apply_batch(run, batch, dry_run=dry_run, actor=actor)
+    termination_job_batch(job_id=job_id, run=run, batch=batch)
 
 
 REPORT_ROW_FIELDS = ("run_id", "row_number", "serial", "terminated_on", "outcome", "message", "device_id")

@@ -17,18 +17,36 @@ def termination_sheet_import_scheduled(*, source_id: int | None = None) -> list[
     return [run.pk for run in termination_import_scheduled(source_id=source_id)]
 
 
-@shared_task(name="ingestion.termination_sheet_import_file", ignore_result=True,
-             soft_time_limit=IMPORT_SOFT_LIMIT, time_limit=IMPORT_HARD_LIMIT)
-def termination_sheet_import_now(*, source_id: int, actor_id: int | None = None, dry_run: bool = False) -> int:
-    """"Import now" from the admin/API for one URL or folder source, run by a worker."""
+def _actor(actor_id):
     from django.contrib.auth import get_user_model
 
-    from ingestion.models import TerminationSource
-    from ingestion.services.terminations import termination_sheet_import
+    return get_user_model().objects.filter(pk=actor_id).first() if actor_id else None
 
-    actor = get_user_model().objects.filter(pk=actor_id).first() if actor_id else None
+
+@shared_task(name="ingestion.termination_sheet_import_file", ignore_result=True,
+             soft_time_limit=IMPORT_SOFT_LIMIT, time_limit=IMPORT_HARD_LIMIT)
+def termination_sheet_import_now(*, source_id: int, actor_id: int | None = None, dry_run: bool = False,
+                                 job_id: int | None = None) -> int | None:
+    """"Import now" from the admin/API for one URL or folder source, run by a worker; with
+    ``job_id`` staff watch it on the job's page."""
+    from ingestion.models import TerminationSource
+    from ingestion.services.termination_jobs import termination_import_as_job
+
     source = TerminationSource.objects.get(pk=source_id)
-    return termination_sheet_import(source=source, dry_run=dry_run, actor=actor).pk
+    run = termination_import_as_job(job_id=job_id, source=source, dry_run=dry_run, actor=_actor(actor_id))
+    return run.pk if run is not None else None
+
+
+@shared_task(name="ingestion.termination_sheet_import_upload", ignore_result=True,
+             soft_time_limit=IMPORT_SOFT_LIMIT, time_limit=IMPORT_HARD_LIMIT)
+def termination_sheet_import_upload(*, upload_name: str, filename: str, job_id: int | None = None,
+                                    actor_id: int | None = None, dry_run: bool = False) -> int | None:
+    """"Import a file": the sheet staff uploaded (kept in storage until now), run by a worker."""
+    from ingestion.services.termination_jobs import termination_import_as_job
+
+    run = termination_import_as_job(job_id=job_id, upload_name=upload_name, filename=filename, dry_run=dry_run,
+                                    actor=_actor(actor_id))
+    return run.pk if run is not None else None
 
 
 @shared_task(name="devices.termination_reconcile_pending", ignore_result=True, soft_time_limit=240, time_limit=300)

@@ -7,6 +7,7 @@ from django.urls import reverse
 
 from devices.models import Device, Termination
 from ingestion.models import TerminationImportRun, TerminationSource
+from portal.models import Job
 from tests.terminations.conftest import csv_bytes, serial_for, sheet_rows, xlsx_bytes
 
 
@@ -123,7 +124,11 @@ def test_manual_termination_api_over_the_sandbox(settings, sandbox_url, transact
 
 # --- admin -------------------------------------------------------------------------------------
 
-def test_admin_pages_and_import_a_file(make_devices, client, billing_user, viewer):
+def test_admin_pages_and_import_a_file(make_devices, client, billing_user, viewer, eager_tasks, settings,
+                                      django_capture_on_commit_callbacks, tmp_path):
+    from pathlib import Path
+
+    settings.MEDIA_ROOT = str(tmp_path)
     make_devices(2)
     client.force_login(billing_user)
     for name in ("devices_termination", "ingestion_terminationimportrun", "ingestion_terminationsource",
@@ -132,12 +137,25 @@ def test_admin_pages_and_import_a_file(make_devices, client, billing_user, viewe
 
     add_url = reverse("admin:ingestion_terminationimportrun_add")
     assert client.get(add_url).status_code == 200
-    resp = client.post(add_url, {"file": upload("sheet.csv", csv_bytes(sheet_rows([serial_for(1), "bad!"]))),
-                                 "dry_run": ""})
+    with django_capture_on_commit_callbacks(execute=True):
+        resp = client.post(add_url, {"file": upload("sheet.csv", csv_bytes(sheet_rows([serial_for(1), "bad!"]))),
+                                     "dry_run": ""})
+    # A worker imported it as a job; staff land on the job's page.
     run = TerminationImportRun.objects.get()
-    assert resp.status_code == 302 and resp["Location"].endswith(f"/{run.pk}/change/")
-    assert run.status == "partial" and run.actor == billing_user
-    page = client.get(resp["Location"])
+    job = Job.objects.get()
+    assert resp.status_code == 302 and resp["Location"] == reverse("admin:portal_job_change", args=[job.pk])
+    assert run.status == "partial" and run.actor == billing_user and run.filename == "sheet.csv"
+    assert (job.kind, job.status, job.total, job.done, job.failed) == ("termination_import", "partial", 2, 1, 1)
+    failure = job.failures.get()
+    assert failure.label == "row 3 (BAD!)" and "is not a serial number" in failure.message
+    assert client.get(failure.url).status_code == 200 and b"BAD!" in client.get(failure.url).content
+    run_url = reverse("admin:ingestion_terminationimportrun_change", args=[run.pk])
+    assert job.result_links[0] == {"label": f"Import run #{run.pk} (Partial (some rows invalid))", "url": run_url}
+    uploads = Path(settings.MEDIA_ROOT) / "termination-uploads"
+    assert not uploads.exists() or not any(uploads.iterdir()), "the imported upload is not kept"
+    job_page = client.get(resp["Location"]).content.decode()
+    assert run_url in job_page and "Finished with failures" in job_page
+    page = client.get(run_url)
     assert page.status_code == 200 and b"is not a serial number" in page.content
     report = client.get(reverse("admin:ingestion_terminationimportrun_report", args=[run.pk]))
     assert report.status_code == 200 and b"applied" in b"".join(report.streaming_content)
@@ -160,9 +178,21 @@ def test_admin_import_now_is_queued_for_billing_only(db, client, billing_user, v
     client.post(url, {"action": "import_now", "_selected_action": [source.pk]})
     assert queued == []
     client.force_login(billing_user)
-    resp = client.post(url, {"action": "import_now", "_selected_action": [source.pk]}, follow=True)
-    assert queued == [{"source_id": source.pk, "actor_id": billing_user.pk, "dry_run": False}]
-    assert b"Import queued for Geotab sheet" in resp.content
+    # Importing terminates devices: the page asks first, naming the source.
+    page = client.post(url, {"action": "import_now", "_selected_action": [source.pk]})
+    assert page.status_code == 200 and queued == [] and not Job.objects.exists()
+    assert b"mark every device it lists terminated" in page.content and b"Geotab sheet" in page.content
+    resp = client.post(url, {"action": "import_now", "_selected_action": [source.pk], "portal_confirm": "yes"})
+    job = Job.objects.get()
+    assert queued == [{"source_id": source.pk, "actor_id": billing_user.pk, "dry_run": False, "job_id": job.pk}]
+    assert resp["Location"] == reverse("admin:portal_job_change", args=[job.pk])
+    assert (job.kind, job.target, job.actor) == ("termination_import", f"ingestion.TerminationSource:{source.pk}",
+                                                 billing_user)
+    # A dry run changes nothing: no question asked. Two sources: the job list shows both jobs.
+    other = TerminationSource.objects.create(name="Folder", kind="folder", folder_path="/tmp/none")
+    resp = client.post(url, {"action": "dry_run_now", "_selected_action": [source.pk, other.pk]})
+    assert resp.status_code == 302 and "/portal/job/?id__in=" in resp["Location"]
+    assert [q["dry_run"] for q in queued[1:]] == [True, True]
 
 
 def test_admin_manual_termination_form(make_devices, client, billing_user, monkeypatch):
