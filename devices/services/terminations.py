@@ -22,6 +22,8 @@ from django.utils.module_loading import import_string
 
 from devices.models import Device, DeviceEvent, Termination
 from devices.services.device import device_record_event, device_transition
+from portal.audit import Action as AuditAction
+from portal.audit import audit_bulk
 from portal.middleware import current_request_id
 
 logger = logging.getLogger(__name__)
@@ -186,13 +188,19 @@ def termination_apply_bulk(
         return results
 
     bulk_insert_rows(Termination, TERMINATION_ROW_FIELDS, new_terminations)
+    # The audit trail gets one row per bulk write of the batch (ids listed), never one per device.
+    who = actor if getattr(actor, "pk", None) else label
     if confirm_ids:
         where_in(Termination.objects, "id", confirm_ids).update(
             status=Termination.Status.APPLIED, applied_at=now, updated_at=now, error="",
             device_id=Coalesce(F("device_id"), Subquery(Device.objects.filter(serial=OuterRef("serial")).values("pk")[:1])),
         )
+        audit_bulk(model=Termination, ids=confirm_ids, action=AuditAction.BULK_UPDATE, actor=who,
+                   changes={"status": Termination.Status.APPLIED.value}, message=f"applied by the {label}")
     if to_terminate:
         _devices_mark_terminated(to_terminate, source=source, import_run_id=import_run_id, actor=actor, now=now)
+        audit_bulk(model=Device, ids=list(to_terminate), action=AuditAction.BULK_UPDATE, actor=who,
+                   changes={"status": Device.Status.TERMINATED.value}, message=f"terminated by the {label}")
         termination_effects_apply(device_ids=list(to_terminate), reason=f"Device terminated ({label})")
     return results
 
