@@ -5,14 +5,19 @@ from django.contrib import admin, messages
 from django.db.models import Count, Q
 from django.utils import timezone
 
+from devices.models import Device
 from ingestion.models import DeviceFeed, DeviceRecord, ForwarderState
 from ingestion.services.records import (
     records_hold_for_devices,
     records_overview,
     records_release_for_devices,
-    records_replay,
 )
+from ingestion.services.replay_jobs import REPLAY_MAX
+from portal.admin_confirm import confirm_action
 from portal.admin_kit import PortalAdminMixin
+from portal.audit import Action as AuditAction
+from portal.audit import audit_bulk
+from portal.jobs import job_start, redirect_to_job
 from portal.roles import BILL, FULFIL, RoleAwareAdminMixin, require_capability
 
 # Replaying sends data to DIG, and data is what Geotab bills: it needs the billing role.
@@ -67,27 +72,43 @@ class DeviceFeedAdmin(PortalAdminMixin, RoleAwareAdminMixin, admin.ModelAdmin):
     @admin.action(description="Release held records of ready devices")
     @require_capability(FULFIL)
     def release_held(self, request, queryset):
-        n = records_release_for_devices(device_ids=list(queryset.values_list("device_id", flat=True)))
+        device_ids = list(queryset.values_list("device_id", flat=True))
+        n = records_release_for_devices(device_ids=device_ids)
+        if n:
+            audit_bulk(model=Device, ids=device_ids, action=AuditAction.BULK_UPDATE, actor=request.user,
+                       changes={"held_records": "released"}, message=f"{n} held device records released to the queue")
         self.message_user(request, f"{n} records released to the queue (devices not ready stay held).")
 
     @admin.action(description="Replay rejected and held records of these devices")
     @require_capability(REPLAY_CAPABILITY)
     def replay_records(self, request, queryset):
-        ids = DeviceRecord.objects.filter(
+        ids = list(DeviceRecord.objects.filter(
             device_id__in=queryset.values("device_id"),
             status__in=[DeviceRecord.Status.REJECTED, DeviceRecord.Status.HELD],
-        ).values_list("pk", flat=True)[:100_000]
-        _report_replay(self, request, records_replay(record_ids=list(ids)))
+        ).values_list("pk", flat=True)[:REPLAY_MAX])
+        return _replay(self, request, queryset, ids, action_name="replay_records")
 
 
-def _report_replay(modeladmin, request, result):
-    level = messages.SUCCESS if result.queued else messages.WARNING
-    modeladmin.message_user(
-        request,
-        f"{result.queued} records queued for DIG; {result.held} stay held (device not ready or terminated); "
-        f"{result.skipped} skipped (already queued or sent).",
-        level=level,
-    )
+# What a replay costs, for the confirmation page (records reaching DIG are billed by Geotab).
+REPLAY_EFFECT = ("send {records} rejected or held device record{s} to Geotab's Data Intake Gateway again "
+                 "(data DIG receives is billable); records of devices not ready or terminated stay held")
+
+
+def _replay(modeladmin, request, queryset, ids, *, action_name):
+    """Confirm (naming the records and the cost), then replay on a worker as a job."""
+    from ingestion.tasks.records import records_replay_task
+
+    if not ids:
+        modeladmin.message_user(request, "No rejected or held records to replay.", level=messages.WARNING)
+        return None
+    page = confirm_action(request, queryset, title="Replay records", count=queryset.count(),
+                          effect=REPLAY_EFFECT.format(records=len(ids), s="" if len(ids) == 1 else "s"),
+                          action_name=action_name)
+    if page is not None:
+        return page
+    job = job_start(kind="replay", total=len(ids), actor=request.user)
+    records_replay_task.delay_on_commit(record_ids=ids, job_id=job.pk, actor_id=request.user.pk)
+    return redirect_to_job(job)
 
 
 @admin.register(DeviceRecord)
@@ -110,11 +131,17 @@ class DeviceRecordAdmin(PortalAdminMixin, RoleAwareAdminMixin, admin.ModelAdmin)
     @admin.action(description="Replay selected rejected/held records")
     @require_capability(REPLAY_CAPABILITY)
     def replay(self, request, queryset):
-        _report_replay(self, request, records_replay(record_ids=list(queryset.values_list("pk", flat=True))))
+        ids = list(queryset.filter(status__in=[DeviceRecord.Status.REJECTED, DeviceRecord.Status.HELD])
+                   .values_list("pk", flat=True)[:REPLAY_MAX])
+        return _replay(self, request, queryset, ids, action_name="replay")
 
     @admin.action(description="Hold the queued records of the selected records' devices")
     @require_capability(FULFIL)
     def hold(self, request, queryset):
-        n = records_hold_for_devices(device_ids=list(queryset.values_list("device_id", flat=True).distinct()),
-                                     reason=DeviceRecord.HoldReason.STAFF)
+        device_ids = sorted(set(queryset.values_list("device_id", flat=True)))
+        n = records_hold_for_devices(device_ids=device_ids, reason=DeviceRecord.HoldReason.STAFF)
+        if n:
+            audit_bulk(model=Device, ids=device_ids, action=AuditAction.BULK_UPDATE, actor=request.user,
+                       changes={"queued_records": "held", "hold_reason": DeviceRecord.HoldReason.STAFF.value},
+                       message=f"{n} queued device records held by staff")
         self.message_user(request, f"{n} queued records held.")

@@ -68,3 +68,14 @@ def records_prune_task() -> int:
     from ingestion.services.records import records_prune
 
     return records_prune()
+
+
+@shared_task(name="ingestion.records_replay", ignore_result=True, soft_time_limit=240, time_limit=300)
+def records_replay_task(*, record_ids: list[int], job_id: int | None = None, actor_id: int | None = None):
+    """Staff's replay of rejected/held records, in batches, reported to its job."""
+    from django.contrib.auth import get_user_model
+
+    from ingestion.services.replay_jobs import records_replay_as_job
+
+    actor = get_user_model().objects.filter(pk=actor_id).first() if actor_id else None
+    return records_replay_as_job(job_id=job_id, record_ids=record_ids, actor=actor)
