@@ -13,6 +13,7 @@ from devices.services.terminations import (
     termination_reasons,
     termination_reconcile,
 )
+from portal.admin_confirm import confirm_action, confirm_post, is_confirmed
 from portal.admin_kit import PortalAdminMixin
 from portal.roles import BILL, RoleAwareAdminMixin, has_capability, require_capability
 
@@ -83,6 +84,23 @@ class TerminationAdmin(PortalAdminMixin, RoleAwareAdminMixin, admin.ModelAdmin):
     def has_add_permission(self, request):
         return has_capability(request.user, BILL) and super().has_add_permission(request)
 
+    def add_view(self, request, form_url="", extra_context=None):
+        """A valid manual termination is confirmed first (it stops the device's billing in
+        MyAdmin); the confirmation posts the same fields back and only then is MyAdmin called."""
+        if request.method == "POST" and not is_confirmed(request) and self.has_add_permission(request):
+            form = ManualTerminationForm(request.POST)
+            if form.is_valid():
+                device = form.device
+                reason = dict(form.fields["reason"].choices).get(form.cleaned_data["reason"], "")
+                return confirm_post(
+                    request, title="Terminate device billing", count=1, opts=self.model._meta, objects=[device],
+                    noun=("device", "devices"),
+                    effect=f"terminate the billing of device {device.serial} in MyAdmin (TerminateDeviceBilling, "
+                           f"reason: {reason}): Geotab stops billing it, the portal stops accepting its data and "
+                           "flags its tracker and open order items",
+                    cancel_url=request.get_full_path())
+        return super().add_view(request, form_url, extra_context)
+
     def has_change_permission(self, request, obj=None):
         # Read-only record: changes happen only through the actions (services).
         return False
@@ -111,6 +129,13 @@ class TerminationAdmin(PortalAdminMixin, RoleAwareAdminMixin, admin.ModelAdmin):
     @admin.action(description="Cancel termination in MyAdmin (portal terminations only)")
     @require_capability(BILL)
     def cancel_terminations(self, request, queryset):
+        # Cancelling puts the devices back on billing: staff confirm with the count first.
+        page = confirm_action(request, queryset, title="Cancel terminations", count=min(queryset.count(), 100),
+                              effect="cancel {count} termination(s) in MyAdmin (CancelDeviceTerminationAsync): "
+                                     "Geotab bills those devices again and the portal takes their data again",
+                              action_name="cancel_terminations", noun=("termination", "terminations"))
+        if page is not None:
+            return page
         for termination in queryset[:100]:
             try:
                 termination_cancel(termination=termination, actor=request.user)

@@ -212,6 +212,29 @@ def test_admin_manual_termination_form(make_devices, client, billing_user, monke
     assert page.status_code == 200 and b"Customer cancelled" in page.content
     bad = client.post(url, {"device_serial": "CX0000009999", "reason": "1"})
     assert bad.status_code == 200 and b"No device with serial CX0000009999" in bad.content
-    resp = client.post(url, {"device_serial": device.serial.lower(), "reason": "1", "comments": "bye"})
+    # Terminating stops billing: a page asks first, naming the device and what it stops.
+    data = {"device_serial": device.serial.lower(), "reason": "1", "comments": "bye", "_save": "Save"}
+    page = client.post(url, data)
+    html = page.content.decode()
+    assert page.status_code == 200 and done == [] and not Termination.objects.exists()
+    assert f"terminate the billing of device {device.serial} in MyAdmin" in html and "Customer cancelled" in html
+    assert 'name="comments" value="bye"' in html and 'name="portal_confirm" value="yes"' in html
+    resp = client.post(url, {**data, "portal_confirm": "yes"})
     assert resp.status_code == 302
     assert done == [(device.serial, 1, "bye", billing_user)]
+
+
+def test_admin_cancel_termination_asks_first(make_devices, client, billing_user, monkeypatch):
+    [device] = make_devices(1)
+    termination = Termination.objects.create(device=device, serial=device.serial, source="manual", status="applied")
+    cancelled = []
+    monkeypatch.setattr("devices.admin.terminations.termination_cancel",
+                        lambda termination, actor: cancelled.append(termination.pk))
+    client.force_login(billing_user)
+    url = reverse("admin:devices_termination_changelist")
+    data = {"action": "cancel_terminations", "_selected_action": [termination.pk]}
+    page = client.post(url, data)
+    assert page.status_code == 200 and cancelled == []
+    assert b"Geotab bills those devices again" in page.content
+    client.post(url, {**data, "portal_confirm": "yes"})
+    assert cancelled == [termination.pk]
