@@ -41,6 +41,8 @@ from integrations.base import (
     vendor_call_context,
 )
 from integrations.myadmin import BULK_MAX, PRODUCT_TYPES, ProvisionResult
+from portal.audit import Action as AuditAction
+from portal.audit import audit_bulk
 
 logger = logging.getLogger(__name__)
 
@@ -367,7 +369,7 @@ def _attach(req: ProvisioningRequest, serials: list[str], *, via: str) -> int:
                erp_no=req.erp_no, status=Device.Status.PROVISIONED, provisioning_request=req)
         for serial in new
     ])
-    created = Device.objects.filter(serial__in=new).values_list("pk", flat=True)  # pks on every backend
+    created = list(Device.objects.filter(serial__in=new).values_list("pk", flat=True))  # pks on every backend
     actor = req.requested_by if req.requested_by_id else None
     message = f"Minted on {req.erp_no} by provisioning request #{req.pk} ({via})"[:500]
     DeviceEvent.objects.bulk_create([
@@ -376,6 +378,10 @@ def _attach(req: ProvisioningRequest, serials: list[str], *, via: str) -> int:
                     request_id=current_request_id()[:64])
         for pk in created
     ])
+    # One audit entry for the serials of this reply (billable), with their ids.
+    audit_bulk(model=Device, ids=created, action=AuditAction.CREATE, actor=actor or "provisioning",
+               changes={"provisioning_request": req.pk, "erp_no": req.erp_no, "product_id": req.product_id},
+               message=message)
     return len(new)
 
 
@@ -450,7 +456,10 @@ def _tag_serials(client, req: ProvisioningRequest, serials: list[str]) -> None:
         with vendor_call_context(target=target(req)):
             for i in range(0, len(serials), BULK_MAX):
                 client.update_device_contracts(serials[i:i + BULK_MAX], comments=req.marker)
-        Device.objects.filter(serial__in=serials, comments="").update(comments=req.marker)
+        tagged = list(Device.objects.filter(serial__in=serials, comments="").values_list("pk", flat=True))
+        Device.objects.filter(pk__in=tagged).update(comments=req.marker)
+        audit_bulk(model=Device, ids=tagged, action=AuditAction.BULK_UPDATE, actor="provisioning",
+                   changes={"comments": req.marker}, message=f"contract comments set by provisioning request #{req.pk}")
     except VendorError as exc:
         logger.info("could not tag serials of provisioning request %s: %s", req.pk, exc)
 

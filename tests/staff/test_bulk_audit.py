@@ -109,6 +109,29 @@ def test_termination_batch_audits_devices_once(billing_user):
     assert confirmed.actor is None and confirmed.actor_name == "daily termination sheet (import #2)"
 
 
+def test_minted_serials_and_their_marker_are_audited(billing_user):
+    from devices.models import Device, ProvisioningRequest
+    from devices.services import provisioning
+
+    req = ProvisioningRequest.objects.create(product_id=10032, erp_no="ACME01", quantity=2, requested_by=billing_user)
+    ContentType.objects.get_for_model(Device)  # cached per process, as in a worker
+    with CaptureQueriesContext(connection) as ctx:
+        provisioning._attach(req, ["CX0000000501", "CX0000000502"], via="reply")
+    assert len(ctx.captured_queries) == 5  # existing serials, devices, their pks, history, one audit row
+    [minted] = _entries(Device)
+    assert minted.action == "create" and minted.object_count == 2 and minted.actor == billing_user
+    assert minted.message == f"Minted on ACME01 by provisioning request #{req.pk} (reply)"
+
+    class Tagging:
+        def update_device_contracts(self, serials, comments):
+            pass
+
+    provisioning._tag_serials(Tagging(), req, ["CX0000000501", "CX0000000502"])
+    tagged = _entries(Device)[-1]
+    assert tagged.changes == {"comments": req.marker} and sorted(tagged.object_ids) == sorted(
+        Device.objects.values_list("pk", flat=True))
+
+
 @pytest.fixture
 def make_device_with_item(db):
     def make():
