@@ -117,7 +117,7 @@ def test_bulk_upload_dry_run_then_register(offline_catalogue, enqueued, api_clie
         return client.post(f"{URL}bulk/", {"file": f, "dry_run": dry_run}, format="multipart")
 
     body = upload(True).json()
-    assert (body["ok"], body["failed"]) == (2, 2)
+    assert (body["ok"], body["failed"], body["job"]) == (2, 2, None)
     bad = {r["row"]: r["errors"] for r in body["results"] if not r["ok"]}
     assert set(bad) == {3, 5}
     assert "check digit" in bad[3]["device_id"][0] and "row 2" in bad[5]["device_id"][0]
@@ -126,6 +126,12 @@ def test_bulk_upload_dry_run_then_register(offline_catalogue, enqueued, api_clie
         body = upload(False).json()
     assert (body["ok"], body["failed"]) == (2, 2)
     assert Tracker.objects.count() == 2 and len(enqueued) == 2
+    # The registrations end on workers: the job counts them (bad rows failed already).
+    job = client.get(body["job_url"]).json()
+    assert body["job_url"].endswith(f"/api/v1/jobs/{body['job']}/")
+    assert (job["kind"], job["total"], job["done"], job["failed"], job["finished"]) == (
+        "tracker_registration", 4, 0, 2, False)
+    assert sorted(f["label"] for f in job["failures"]) == ["row 3 (Van B)", "row 5 (Van C)"]
     f = SimpleUploadedFile("trackers.txt", b"x", content_type="text/plain")
     response = client.post(f"{URL}bulk/", {"file": f}, format="multipart")
     assert response.status_code == 400 and "csv" in response.json()["errors"]["file"][0]
