@@ -8,15 +8,28 @@
 
 ``PortalAdminMixin`` = ``AuditedAdminMixin`` (admin add/change/delete → audit trail with
 before/after; per-object History page shows it) + ``ExportMixin`` (CSV/XLSX of the filtered
-list) + ``ScalableAdminMixin`` (no full COUNT(*) of big tables, no DISTINCT scans for filters).
+list) + ``ScalableAdminMixin`` (no full COUNT(*) of big tables, no facet counts).
+
+List filters that never scan a big table to draw themselves:
+
+- ``choices_filter(field, choices)``: fixed choices, or a callable reading a small table;
+- ``text_filter(path, title=...)``: a text box, for columns with too many values to list
+  (accounts, reasons); applying it is an index lookup;
+- ``DateRangeFilter``: preset ranges plus a from/before form, instead of ``date_hierarchy``
+  (which selects DISTINCT dates over the whole table).
 """
 
 from __future__ import annotations
 
+import datetime
+
 from django.contrib import admin
+from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.utils import unquote
 from django.core.paginator import Paginator
-from django.db import connection
+from django.db import connection, models
+from django.utils import timezone
+from django.utils.dateparse import parse_date, parse_datetime
 from django.utils.functional import cached_property
 
 from portal.audit import (
@@ -33,6 +46,8 @@ from portal.exports import ExportMixin
 COUNT_CAP = 10_000
 # Unfiltered tables larger than this (by the planner's estimate) are not counted exactly.
 ESTIMATE_ABOVE = 50_000
+# Real UTC offsets lie within ±14 h; PostgreSQL refuses wider ones.
+MAX_UTC_OFFSET = datetime.timedelta(hours=14)
 
 
 def _estimated_rows(model) -> int | None:
@@ -58,36 +73,182 @@ class CappedCountPaginator(Paginator):
             estimate = _estimated_rows(qs.model)
             if estimate is not None and estimate > ESTIMATE_ABOVE:
                 return estimate
-        return qs.order_by()[: COUNT_CAP + 1].count()
+        # Only the primary key: annotations a list shows (per-row subqueries, aggregates) would
+        # otherwise be computed for every counted row.
+        return qs.order_by().values("pk")[: COUNT_CAP + 1].count()
 
 
 class ScalableAdminMixin:
     """Changelists that stay fast on millions of rows. Also set ``list_select_related`` for
-    every foreign key in ``list_display`` and use ``choices_filter`` instead of plain
-    ``list_filter`` names for free-text columns (those make Django run SELECT DISTINCT)."""
+    every foreign key in ``list_display``, and in ``list_filter`` use ``choices_filter`` /
+    ``text_filter`` instead of plain names of free-text columns (those make Django run SELECT
+    DISTINCT over the table) and ``DateRangeFilter`` instead of ``date_hierarchy``."""
 
     paginator = CappedCountPaginator
     show_full_result_count = False
+    # Facet counts ("Show counts") are one COUNT per filter choice over the filtered table.
+    show_facets = admin.ShowFacets.NEVER
 
 
-def choices_filter(field_name: str, choices, *, title: str | None = None):
+def choices_filter(field_name: str, choices, *, title: str | None = None, parameter_name: str | None = None):
     """A list filter with fixed choices: unlike a plain field name in ``list_filter`` on a
-    column without ``choices``, it does not scan the table for DISTINCT values."""
-    choices = [(str(value), str(label)) for value, label in choices]
+    column without ``choices``, it does not scan the table for DISTINCT values.
+
+    ``choices`` is a list of (value, label) pairs, or a callable returning one, called each time
+    the list is drawn: use that to read the choices from a small table (resellers from the
+    accounts, model codes from the catalogue), never from the big table being filtered."""
+
+    def _pairs():
+        found = choices() if callable(choices) else choices
+        return [(str(value), str(label)) for value, label in found]
+
+    fixed = None if callable(choices) else _pairs()
 
     class _ChoicesFilter(admin.SimpleListFilter):
-        parameter_name = field_name
-
         def lookups(self, request, model_admin):
-            return choices
+            return fixed if fixed is not None else _pairs()
 
         def queryset(self, request, queryset):
             value = self.value()
             return queryset.filter(**{field_name: value}) if value not in (None, "") else queryset
 
-    _ChoicesFilter.title = title or field_name.replace("_", " ")
+    _ChoicesFilter.parameter_name = parameter_name or field_name
+    _ChoicesFilter.title = title or field_name.replace("__", " ").replace("_", " ")
     _ChoicesFilter.__name__ = f"{field_name.title().replace('_', '')}ChoicesFilter"
     return _ChoicesFilter
+
+
+def _hidden_params(changelist, *, drop) -> list[tuple[str, str]]:
+    """The list's other query parameters (filters, search, ordering), for a filter's GET form
+    to carry along; ``drop`` is a predicate on the parameter name."""
+    return [
+        (key, value)
+        for key, values in changelist.filter_params.items() if not drop(key)
+        for value in (values if isinstance(values, list) else [values])
+    ]
+
+
+class InputFilter(admin.SimpleListFilter):
+    """A list filter that is a text box. For a column with too many values to list (5,000
+    accounts), listing them costs a scan and a page nobody can read; the typed value is looked
+    up through an index instead. Subclass with ``lookup`` (e.g. ``"account__account_id"``), or
+    use ``text_filter``."""
+
+    template = "admin/portal/filters/input.html"
+    lookup: str = ""
+    placeholder: str = ""
+
+    def lookups(self, request, model_admin):
+        return ()
+
+    def has_output(self):
+        return True
+
+    def value(self):
+        return (super().value() or "").strip()
+
+    def queryset(self, request, queryset):
+        value = self.value()
+        return queryset.filter(**{self.lookup: value}) if value else queryset
+
+    def choices(self, changelist):
+        yield {
+            "selected": bool(self.value()),
+            "parameter_name": self.parameter_name,
+            "value": self.value(),
+            "placeholder": self.placeholder,
+            "hidden": _hidden_params(changelist, drop=lambda key: key == self.parameter_name),
+            "clear_query_string": changelist.get_query_string(remove=[self.parameter_name]),
+        }
+
+
+def text_filter(path: str, *, title: str, lookup: str = "exact", parameter_name: str | None = None,
+                placeholder: str = ""):
+    """An ``InputFilter`` on ``path`` (a field or a ``relation__field`` path): the list shows
+    the rows whose ``path`` matches the typed value with ``lookup`` (``exact``, ``iexact``...).
+    Give ``path`` an index (alone or leading a composite one) when the table is big."""
+    name = parameter_name or path
+    attrs = {"title": title, "parameter_name": name, "lookup": f"{path}__{lookup}", "placeholder": placeholder}
+    return type(f"{path.title().replace('_', '')}InputFilter", (InputFilter,), attrs)
+
+
+class DateRangeFilter(admin.DateFieldListFilter):
+    """A date filter that costs no query to draw: preset ranges (today, yesterday, past 7 and 30
+    days, this and last month, this and last year) and a from / before form. Applying it is a
+    range scan of the field's index. Use it instead of ``date_hierarchy``, which selects the
+    DISTINCT years/months/days over the whole (filtered) table on every page view.
+
+        list_filter = (("order_date", DateRangeFilter), ...)
+
+    The form sends ``<field>__gte`` / ``<field>__lt`` as dates (YYYY-MM-DD); on a date-time field
+    they mean midnight in the current time zone. Bookmarks and links built for Django's own date
+    filter keep working (same parameters)."""
+
+    template = "admin/portal/filters/date_range.html"
+
+    def __init__(self, field, request, params, model, model_admin, field_path):
+        prefix = f"{field_path}__"
+        for key in [k for k in params if k in (f"{prefix}gte", f"{prefix}lt")]:
+            values = [v.strip() for v in params[key] if v and v.strip()]
+            if not values:
+                del params[key]  # an empty box in the form: no bound
+                continue
+            params[key] = [self._as_bound(field, value) for value in values]
+        super().__init__(field, request, params, model, model_admin, field_path)
+        now = timezone.localtime() if timezone.is_aware(timezone.now()) else timezone.now()
+        today = now.replace(hour=0, minute=0, second=0, microsecond=0)
+        if not isinstance(field, models.DateTimeField):
+            today = today.date()
+        month_start = today.replace(day=1)
+        last_month_start = (month_start - datetime.timedelta(days=1)).replace(day=1)
+        year_start = today.replace(month=1, day=1)
+        since, until = self.lookup_kwarg_since, self.lookup_kwarg_until
+        # Django's links are: any date, today, past 7 days, this month, this year[, no date, has date].
+        after = {
+            1: ("Yesterday", {since: today - datetime.timedelta(days=1), until: today}),
+            2: ("Past 30 days", {since: today - datetime.timedelta(days=30), until: today + datetime.timedelta(days=1)}),
+            3: ("Last month", {since: last_month_start, until: month_start}),
+            4: ("Last year", {since: year_start.replace(year=year_start.year - 1), until: year_start}),
+        }
+        self.links = tuple(item for i, link in enumerate(self.links) for item in (link, after.get(i)) if item)
+
+    @staticmethod
+    def _as_bound(field, value: str) -> str:
+        """A bare date on a date-time field → midnight of that day in the current time zone
+        (Django would take it as a naive date-time). A date or date-time no database takes (year
+        outside 1900–9999, UTC offset beyond ±14 h) shows the list's "invalid filter" notice
+        rather than an error; anything else unparsable is left for the field to refuse the same way."""
+        try:
+            day = parse_date(value)
+            moment = None if day is not None else parse_datetime(value)
+        except ValueError as exc:
+            raise IncorrectLookupParameters(exc) from exc
+        if moment is not None:
+            offset = moment.utcoffset()
+            if not 1900 <= moment.year <= 9999 or (offset is not None and abs(offset) > MAX_UTC_OFFSET):
+                raise IncorrectLookupParameters(f"date-time out of range: {value}")
+            return value
+        if day is None:
+            return value
+        if not 1900 <= day.year <= 9999:
+            raise IncorrectLookupParameters(f"date out of range: {value}")
+        if not isinstance(field, models.DateTimeField):
+            return value
+        midnight = datetime.datetime.combine(day, datetime.time.min)
+        return str(timezone.make_aware(midnight) if timezone.is_aware(timezone.now()) else midnight)
+
+    def choices(self, changelist):
+        yield from super().choices(changelist)
+        since = self.date_params.get(self.lookup_kwarg_since, "")
+        until = self.date_params.get(self.lookup_kwarg_until, "")
+        yield {
+            "form": True,
+            "since_name": self.lookup_kwarg_since,
+            "until_name": self.lookup_kwarg_until,
+            "since": since[:10],
+            "until": until[:10],
+            "hidden": _hidden_params(changelist, drop=lambda key: key.startswith(self.field_generic)),
+        }
 
 
 def _m2m_snapshot(obj) -> dict:
