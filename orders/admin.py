@@ -23,8 +23,9 @@ from orders.models import (
     Product,
     Shipment,
 )
+from orders.services.fulfilment import CARRIER_NAMES
 from portal.admin_confirm import confirm_action, confirm_post, is_confirmed
-from portal.admin_kit import PortalAdminMixin
+from portal.admin_kit import DateRangeFilter, PortalAdminMixin, ScalableAdminMixin, choices_filter, text_filter
 from portal.roles import (
     BILL,
     FULFIL,
@@ -94,16 +95,23 @@ class OrderEventInline(admin.TabularInline):
         return super().get_queryset(request).select_related("actor")
 
 
-class ResellerFilter(admin.SimpleListFilter):
-    title = "reseller"
-    parameter_name = "reseller"
+# Most resellers the filter lists (they come from the accounts table, a few thousand rows).
+RESELLERS_LISTED = 500
 
-    def lookups(self, request, model_admin):
-        names = Order.objects.exclude(reseller_name="").values_list("reseller_name", flat=True).distinct().order_by("reseller_name")[:100]
-        return [(n, n) for n in names]
 
-    def queryset(self, request, queryset):
-        return queryset.filter(reseller_name=self.value()) if self.value() else queryset
+def reseller_choices():
+    """Reseller names from the accounts (each account keeps the reseller of its first order):
+    a DISTINCT over the small accounts table, never over the orders."""
+    names = (Account.objects.exclude(reseller="").order_by("reseller").values_list("reseller", flat=True)
+             .distinct()[:RESELLERS_LISTED])
+    return [(name, name) for name in names]
+
+
+# Orders whose reseller name is the chosen one (the order's own reseller_name, indexed).
+ResellerFilter = choices_filter("reseller_name", reseller_choices, title="reseller", parameter_name="reseller")
+# Thousands of accounts: a box for the ERP no. rather than a list of every account.
+AccountFilter = text_filter("account__account_id", title="account (ERP no.)", parameter_name="account",
+                            placeholder="ERP no.")
 
 
 # Buttons on the order page: name → (label, service, capability).
@@ -138,8 +146,9 @@ def _provision_effect(orders) -> str:
 class OrderAdmin(PortalAdminMixin, RoleAwareAdminMixin, admin.ModelAdmin):
     list_display = ("order_label", "account", "order_date", "status", "reseller_name", "purchase_order_number",
                     "shipment_reference", "flagged", "push_status")
-    list_filter = ("status", "flagged", "push_status", "source", ResellerFilter, ("account", admin.RelatedOnlyFieldListFilter))
-    date_hierarchy = "order_date"
+    # Every filter draws itself without reading the orders, and each has an index (orders.models).
+    list_filter = ("status", "flagged", "push_status", "source", ResellerFilter, AccountFilter,
+                   ("order_date", DateRangeFilter))
     search_fields = ("purchase_order_number",)  # the real search is get_search_results
     search_help_text = "PO number, shipment reference, orderHeaderId, serial or IMEI"
     list_select_related = ("account",)
@@ -367,7 +376,7 @@ class OrderAdmin(PortalAdminMixin, RoleAwareAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(OrderSyncRun)
-class OrderSyncRunAdmin(RoleAwareAdminMixin, admin.ModelAdmin):
+class OrderSyncRunAdmin(ScalableAdminMixin, RoleAwareAdminMixin, admin.ModelAdmin):
     list_display = ("started_at", "status", "fetched", "created", "updated", "unchanged", "flagged", "failed", "error")
     list_filter = ("status",)
     readonly_fields = [f.name for f in OrderSyncRun._meta.fields]
@@ -382,7 +391,8 @@ class OrderSyncRunAdmin(RoleAwareAdminMixin, admin.ModelAdmin):
 @admin.register(Shipment)
 class ShipmentAdmin(PortalAdminMixin, RoleAwareAdminMixin, admin.ModelAdmin):
     list_display = ("order", "carrier", "tracking_number", "ship_date")
-    list_filter = ("carrier",)
+    # The carriers the portal accepts: a plain "carrier" filter would SELECT DISTINCT over shipments.
+    list_filter = (choices_filter("carrier", CARRIER_NAMES.items()), ("ship_date", DateRangeFilter))
     search_fields = ("=tracking_number",)
     list_select_related = ("order",)
     readonly_fields = ("order", "carrier", "tracking_number", "tracking_url", "ship_date", "created_by", "created_at")

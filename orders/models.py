@@ -91,7 +91,8 @@ class Order(models.Model):
 
     # Manual orders have no vendor id until staff link them; the unique constraint ignores NULLs.
     order_header_id = models.BigIntegerField("orderHeaderId", unique=True, null=True, blank=True)
-    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="orders")
+    # Indexed by "order_account_date" (account first), which also serves the foreign key.
+    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="orders", db_index=False)
     order_date = models.DateTimeField()
     shipment_status = models.CharField("partner shipmentStatus", max_length=40, blank=True)
     comment = models.TextField(blank=True)
@@ -104,7 +105,7 @@ class Order(models.Model):
     ship_zip_code = models.CharField("zip code", max_length=32, blank=True)
     ship_telephone1 = models.CharField("telephone 1", max_length=40, blank=True)
     ship_telephone2 = models.CharField("telephone 2", max_length=40, blank=True)
-    reseller_name = models.CharField(max_length=200, blank=True, db_index=True)
+    reseller_name = models.CharField(max_length=200, blank=True)  # indexed by "order_reseller_date"
     reseller_email = models.CharField(max_length=254, blank=True)
     purchase_order_number = models.CharField("PO number", max_length=100, blank=True, db_index=True)
     shipment_reference = models.CharField(max_length=100, blank=True, db_index=True)
@@ -131,8 +132,15 @@ class Order(models.Model):
 
     class Meta:
         ordering = ["-order_date", "-id"]
+        # The admin list's default order, and each of its filters followed by that order: the
+        # first page of any filter is an index range read, never a sort of the whole table.
         indexes = [
+            models.Index(fields=["-order_date", "-id"], name="order_date_id"),
             models.Index(fields=["status", "-order_date"], name="order_status_date"),
+            models.Index(fields=["account", "-order_date"], name="order_account_date"),
+            models.Index(fields=["reseller_name", "-order_date"], name="order_reseller_date"),
+            models.Index(fields=["push_status", "-order_date"], name="order_push_date"),
+            models.Index(fields=["source", "-order_date"], name="order_source_date"),
         ]
 
     def __str__(self):
@@ -201,6 +209,10 @@ class Shipment(models.Model):
 
     class Meta:
         ordering = ["-ship_date", "-id"]
+        indexes = [
+            models.Index(fields=["-ship_date", "-id"], name="shipment_date_id"),
+            models.Index(fields=["carrier", "-ship_date"], name="shipment_carrier_date"),
+        ]
 
     def __str__(self):
         return f"{self.carrier} {self.tracking_number}"
@@ -255,6 +267,7 @@ class OrderSyncRun(models.Model):
 
     class Meta:
         ordering = ["-started_at", "-id"]
+        indexes = [models.Index(fields=["-started_at", "-id"], name="ordersyncrun_started_id")]
 
     def __str__(self):
         return f"Sync {self.started_at:%Y-%m-%d %H:%M} {self.status}"
