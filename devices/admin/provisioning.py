@@ -23,7 +23,7 @@ from devices.services.provisioning import (
     provisioning_staff_resolve,
 )
 from integrations.myadmin import BULK_MAX, PRODUCT_TYPES
-from portal.admin_kit import PortalAdminMixin
+from portal.admin_kit import PortalAdminMixin, choices_filter
 from portal.models import VendorCall
 from portal.roles import BILL, RoleAwareAdminMixin, has_capability, require_capability
 
@@ -75,7 +75,9 @@ def vendor_calls_table(targets: list[str], limit: int = 50):
 class ProvisioningRequestAdmin(PortalAdminMixin, RoleAwareAdminMixin, admin.ModelAdmin):
     list_display = ("id", "product_id", "erp_no", "quantity", "progress", "use_bulk", "status", "requested_by",
                     "created_at")
-    list_filter = ("status", "product_id", "use_bulk")
+    # The products MyAdmin mints: a plain "product_id" would SELECT DISTINCT over the requests.
+    list_filter = ("status", choices_filter("product_id", [(pid, f"{pid} {name}") for pid, name in PRODUCT_TYPES.items()],
+                                            title="product"), "use_bulk")
     search_fields = ("=erp_no", "=idempotency_key", "=devices__serial")
     list_select_related = ("requested_by",)
     show_full_result_count = False

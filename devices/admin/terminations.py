@@ -14,7 +14,7 @@ from devices.services.terminations import (
     termination_reconcile,
 )
 from portal.admin_confirm import confirm_action, confirm_post, is_confirmed
-from portal.admin_kit import PortalAdminMixin
+from portal.admin_kit import DateRangeFilter, PortalAdminMixin, text_filter
 from portal.roles import BILL, RoleAwareAdminMixin, has_capability, require_capability
 
 
@@ -55,9 +55,12 @@ class ManualTerminationForm(forms.ModelForm):
 class TerminationAdmin(PortalAdminMixin, RoleAwareAdminMixin, admin.ModelAdmin):
     list_display = ("serial", "device", "status", "source", "terminated_on", "reason_name", "account",
                     "actor", "import_run", "created_at")
-    list_filter = ("status", "source", "terminated_on", "reason_name", "account")
+    # Reasons and accounts are free text with many values: typed, not listed (a plain name would
+    # SELECT DISTINCT over the terminations); dates by range (date_hierarchy selects DISTINCT dates).
+    list_filter = ("status", "source", ("terminated_on", DateRangeFilter),
+                   text_filter("reason_name", title="reason", lookup="iexact", parameter_name="reason"),
+                   text_filter("account", title="account / ERP no.", placeholder="ERP no."))
     search_fields = ("=serial", "=account", "=imei")
-    date_hierarchy = "terminated_on"
     list_select_related = ("device", "actor", "import_run")
     show_full_result_count = False
     list_per_page = 100

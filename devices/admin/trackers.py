@@ -5,6 +5,7 @@ state / plugin / model / group, and the actions retry registration, resend setup
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db.models import Exists, OuterRef
 from django.http import HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import path, reverse
@@ -13,7 +14,7 @@ from django.utils.html import format_html
 from devices.forms.trackers import BulkUploadForm, PluginChoiceForm, TrackerRegisterForm
 from devices.models import NavixyGroup, NavixyModel, NavixyPlugin, Tracker, TrackerEvent
 from devices.services import trackers as svc
-from portal.admin_kit import PortalAdminMixin
+from portal.admin_kit import PortalAdminMixin, choices_filter
 from portal.jobs import admin_url, job_advance, job_start, redirect_to_job
 from portal.roles import FULFIL, RoleAwareAdminMixin, has_capability, require_capability
 
@@ -30,11 +31,20 @@ class TrackerEventInline(admin.TabularInline):
         return False
 
 
+def tracker_model_choices():
+    """The catalogue's models that some tracker uses: driven from the catalogue (hundreds of
+    rows), one probe each into the trackers' model index, never a DISTINCT over the trackers."""
+    used = Exists(Tracker.objects.filter(model_code=OuterRef("code")))
+    return [(code, f"{code} ({name})" if name and name != code else code)
+            for code, name in NavixyModel.objects.filter(used).order_by("code").values_list("code", "name")]
+
+
 @admin.register(Tracker)
 class TrackerAdmin(PortalAdminMixin, RoleAwareAdminMixin, admin.ModelAdmin):
     list_display = ("label", "state", "plugin_id", "model_code", "device_id", "group", "navixy_tracker_id",
                     "source_blocked", "tariff_end_date", "portal_device", "updated_at")
-    list_filter = ("state", "plugin_id", "model_code", "group", "source_blocked")
+    list_filter = ("state", "plugin_id", choices_filter("model_code", tracker_model_choices, title="model"), "group",
+                   "source_blocked")
     list_select_related = ("group", "portal_device")
     search_fields = ("=device_id", "label", "=phone", "=navixy_tracker_id")
     show_full_result_count = False

@@ -60,6 +60,7 @@ class Device(models.Model):
         indexes = [
             models.Index(fields=["status", "-id"], name="device_status_id"),
             models.Index(fields=["erp_no", "-id"], name="device_erp_id"),
+            models.Index(fields=["product_type", "-id"], name="device_product_id"),  # admin list filter
         ]
 
     def __str__(self):
