@@ -20,7 +20,7 @@ from ingestion.services.termination_jobs import termination_upload_store
 from ingestion.services.terminations import termination_import_report_rows
 from ingestion.tasks.terminations import termination_sheet_import_now, termination_sheet_import_upload
 from portal.admin_confirm import confirm_action
-from portal.admin_kit import PortalAdminMixin
+from portal.admin_kit import PortalAdminMixin, ScalableAdminMixin
 from portal.jobs import job_start, redirect_to_job, redirect_to_jobs
 from portal.roles import (
     BILL,
@@ -175,7 +175,7 @@ class TerminationImportRunAdmin(PortalAdminMixin, RoleAwareAdminMixin, admin.Mod
 
 
 @admin.register(TerminationImportRow)
-class TerminationImportRowAdmin(RoleAwareAdminMixin, admin.ModelAdmin):
+class TerminationImportRowAdmin(ScalableAdminMixin, RoleAwareAdminMixin, admin.ModelAdmin):
     list_display = ("run", "row_number", "serial", "terminated_on", "outcome", "message", "device_id")
     list_filter = ("outcome",)
     search_fields = ("=serial",)

@@ -93,7 +93,8 @@ class TerminationImportRow(models.Model):
         DUPLICATE = "duplicate", "Duplicate row"
         INVALID = "invalid", "Invalid row"
 
-    run = models.ForeignKey(TerminationImportRun, on_delete=models.CASCADE, related_name="rows")
+    # Indexed by "termination_row_order" (run first), which also serves the foreign key.
+    run = models.ForeignKey(TerminationImportRun, on_delete=models.CASCADE, related_name="rows", db_index=False)
     row_number = models.PositiveIntegerField()
     serial = models.CharField(max_length=64, blank=True)
     terminated_on = models.DateField(null=True, blank=True)
@@ -103,7 +104,10 @@ class TerminationImportRow(models.Model):
 
     class Meta:
         ordering = ["run", "row_number"]
-        indexes = [models.Index(fields=["run", "outcome", "row_number"], name="termination_row_outcome")]
+        indexes = [
+            models.Index(fields=["run", "row_number"], name="termination_row_order"),  # the admin list's order
+            models.Index(fields=["run", "outcome", "row_number"], name="termination_row_outcome"),
+        ]
 
     def __str__(self):
         return f"row {self.row_number}: {self.serial} {self.outcome}"
