@@ -30,7 +30,7 @@ def vendors(settings, live_server, eager_tasks):
     return base
 
 
-def _click_order_action(page, label):
+def _click_order_action(page, label, shot=None):
     button = page.locator(f"button:has-text('{label}')")
     form_id = button.get_attribute("form")
     # The button submits a form that lives outside the change form (nested forms are dropped
@@ -38,8 +38,21 @@ def _click_order_action(page, label):
     assert page.locator(f"form#{form_id}").count() == 1, f"the {label!r} button has no form to submit"
     with page.expect_navigation():
         button.click()
+    if page.locator("#portal-confirm").count():
+        # A billable action: the page names the count and the cost before anything is done.
+        if shot is not None:
+            shot(page, f"confirm-{label.lower().replace(' ', '-')}")
+        with page.expect_navigation():
+            page.click("#portal-confirm-yes")
     page.wait_for_selector("ul.messagelist")
     return page.inner_text("ul.messagelist")
+
+
+def _wait_for_job(page):
+    """On a job's page: wait until its bar finishes (it polls; the page is never reloaded)."""
+    assert "/admin/portal/job/" in page.url, page.url
+    page.wait_for_selector(".portal-job.is-finished", timeout=60_000)
+    return page.inner_text(".portal-job [data-field=status_label]")
 
 
 def test_order_journey_sync_provision_assign_ship_push(page, login, shot, make_user, vendors):
@@ -68,8 +81,9 @@ def test_order_journey_sync_provision_assign_ship_push(page, login, shot, make_u
         page.check("input.action-select")
         page.select_option("select[name=action]", "sync_now")
         page.click("button[name=index]")
-    page.wait_for_selector("ul.messagelist")
-    assert "Sync succeeded" in page.inner_text("ul.messagelist")
+    # The sync runs as a job: its page shows the bar, then the result and the run.
+    assert _wait_for_job(page) == "Succeeded"
+    assert "Order sync run #" in page.inner_text(".portal-job-links")
     order = Order.objects.get(order_header_id=700101)
     shot(page, "journey-orders-synced")
 
@@ -78,7 +92,7 @@ def test_order_journey_sync_provision_assign_ship_push(page, login, shot, make_u
     shot(page, "journey-order-page")
     _click_order_action(page, "Start review")
     _click_order_action(page, "Approve")
-    _click_order_action(page, "Provision serials")
+    assert "Provision serials" in _click_order_action(page, "Provision serials", shot)
     shot(page, "journey-order-provisioned")
     _click_order_action(page, "Refresh serials")
     order.refresh_from_db()
@@ -166,14 +180,17 @@ def test_upload_a_termination_sheet(page, login, shot, make_user, vendors):
                                                      "buffer": buf.getvalue().encode()}])
     with page.expect_navigation():
         page.click("input[name=_save]")
+    # A worker imports it as a job: watch its progress, then the result with the bad row.
+    assert _wait_for_job(page) == "Finished with failures"
     run = TerminationImportRun.objects.get()
-    assert f"/{run.pk}/change/" in page.url
     assert run.applied_count == 2 and run.invalid_count == 1
-    body = page.content()
-    assert "is not a serial number" in body  # the bad row is reported in plain words
-    if page.locator(".portal-job").count():  # once the import records a job: its bar finishes
-        page.wait_for_selector(".portal-job.is-finished")
+    failures = page.inner_text(".portal-job-failures")
+    assert "row 5" in failures and "is not a serial number" in failures  # the bad row, in plain words
+    assert page.inner_text(".portal-job [data-field=done]") == "3"
     shot(page, "journey-termination-import")
+    with page.expect_navigation():
+        page.click(f".portal-job-links a[href$='/terminationimportrun/{run.pk}/change/']")
+    assert "is not a serial number" in page.content()  # the run's page lists it too
     assert Device.objects.filter(status="terminated").count() == 2
 
     page.goto("/admin/")
