@@ -32,7 +32,8 @@ class Device(models.Model):
     serial = models.CharField(max_length=12, unique=True)
     product_id = models.PositiveIntegerField()
     product_type = models.CharField(max_length=32, choices=ProductType.choices)
-    erp_no = models.CharField("partner account (ERP no.)", max_length=32, db_index=True)
+    # Indexed by device_erp_id (erp_no, -id) below; a second index of its own would only slow writes.
+    erp_no = models.CharField("partner account (ERP no.)", max_length=32)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PROVISIONED)
     imei = models.CharField("IMEI", max_length=15, null=True, blank=True, unique=True)
     sim = models.CharField("SIM / ICCID", max_length=22, null=True, blank=True, unique=True)
@@ -43,7 +44,7 @@ class Device(models.Model):
     group_id = models.CharField(max_length=64, blank=True)
 
     # Readiness for data: the MyGeotab database that owns the serial (GetDeviceDatabaseNamesAsync).
-    database_name = models.CharField(max_length=120, blank=True, db_index=True)
+    database_name = models.CharField(max_length=120, blank=True)
     ready_for_data_at = models.DateTimeField(null=True, blank=True)
     mygeotab_device_id = models.CharField(max_length=64, blank=True)
 
@@ -61,6 +62,10 @@ class Device(models.Model):
             models.Index(fields=["status", "-id"], name="device_status_id"),
             models.Index(fields=["erp_no", "-id"], name="device_erp_id"),
             models.Index(fields=["product_type", "-id"], name="device_product_id"),  # admin list filter
+            # Exact matches only (the API's filter): a plain index, without the LIKE-pattern twin
+            # that db_index=True adds on PostgreSQL. Every index is written when a device changes
+            # status, which the daily termination sheet does 100,000 times at once.
+            models.Index(fields=["database_name"], name="device_database_name"),
         ]
 
     def __str__(self):

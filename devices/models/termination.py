@@ -34,7 +34,7 @@ class Termination(models.Model):
         "devices.Device", null=True, blank=True, on_delete=models.PROTECT, related_name="terminations"
     )
     # Normalised serial, kept even when no Device matches (the sheet may name devices we never saw).
-    serial = models.CharField(max_length=32, db_index=True)
+    serial = models.CharField(max_length=32)
     source = models.CharField(max_length=16, choices=Source.choices)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
     terminated_on = models.DateField(null=True, blank=True)
@@ -70,6 +70,8 @@ class Termination(models.Model):
             models.Index(fields=["terminated_on", "-id"], name="termination_date_id"),
             models.Index(fields=["status", "-id"], name="termination_status_id"),
             models.Index(fields=["account", "-id"], name="termination_account_id"),
+            # Exact lookups only: no LIKE-pattern twin (db_index=True would add one on PostgreSQL).
+            models.Index(fields=["serial"], name="termination_serial"),
         ]
 
     def __str__(self):

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 
 from django.core.cache import cache
-from django.db import IntegrityError, connection, models, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F, OuterRef, Subquery
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -24,6 +24,7 @@ from devices.models import Device, DeviceEvent, Termination
 from devices.services.device import device_record_event, device_transition
 from portal.audit import Action as AuditAction
 from portal.audit import audit_bulk
+from portal.bulk import bulk_insert_rows, where_in
 from portal.middleware import current_request_id
 
 logger = logging.getLogger(__name__)
@@ -217,44 +218,6 @@ def _termination_row(item, source, import_run_id, actor_id, device_pk, status, p
         item.account[:64], item.imei[:32], item.comments[:500], previous_status or "", "", actor_id,
         import_run_id, now if status == Termination.Status.APPLIED else None, now, now,
     )
-
-
-def where_in(queryset, column: str, values):
-    """``column IN values`` for thousands of values. On PostgreSQL one array parameter
-    (``= ANY(%s)``): binding thousands of separate parameters costs more than the query itself."""
-    values = list(values)
-    if connection.vendor == "postgresql":
-        table = connection.ops.quote_name(queryset.model._meta.db_table)
-        return queryset.extra(where=[f"{table}.{connection.ops.quote_name(column)} = ANY(%s)"], params=[values])
-    return queryset.filter(**{f"{column}__in": values})
-
-
-def bulk_insert_rows(model, fields: Sequence[str], rows: Sequence[Sequence]) -> int:
-    """Insert many rows in one statement. On PostgreSQL through COPY: the ORM's multi-row INSERT
-    spends most of its time building and binding parameters (≈1 ms a row for these tables),
-    COPY streams them. Elsewhere bulk_create. Values are given for every listed field
-    (auto_now fields included); JSON fields take Python objects."""
-    if not rows:
-        return 0
-    if connection.vendor == "postgresql":
-        from psycopg.types.json import Jsonb
-
-        opts = model._meta
-        model_fields = [opts.get_field(name) for name in fields]
-        json_at = [i for i, f in enumerate(model_fields) if isinstance(f, models.JSONField)]
-        quote = connection.ops.quote_name
-        columns = ", ".join(quote(f.column) for f in model_fields)
-        with connection.cursor() as cursor:
-            with cursor.copy(f"COPY {quote(opts.db_table)} ({columns}) FROM STDIN") as copy:
-                for row in rows:
-                    if json_at:
-                        row = list(row)
-                        for i in json_at:
-                            row[i] = Jsonb(row[i])
-                    copy.write_row(row)
-    else:
-        model.objects.bulk_create([model(**dict(zip(fields, row))) for row in rows], batch_size=2000)
-    return len(rows)
 
 
 def _devices_mark_terminated(to_terminate: dict, *, source, import_run_id, actor, now) -> None:

@@ -770,10 +770,11 @@ def trackers_flag_for_devices(*, device_ids, reason: str, actor=None) -> int:
     (e.g. called when a device's billing is terminated). Returns how many were flagged; the
     audit trail gets one entry with their ids."""
     from portal.audit import Action, audit_bulk
+    from portal.bulk import where_in
 
     flagged = []
     with transaction.atomic():
-        for tracker in Tracker.objects.select_for_update().filter(portal_device__in=list(device_ids)).order_by("pk"):
+        for tracker in where_in(Tracker.objects.select_for_update(), "portal_device_id", device_ids).order_by("pk"):
             if tracker.state == State.NEEDS_ATTENTION and tracker.state_message == reason[:500]:
                 continue
             _set_state(tracker, State.NEEDS_ATTENTION, kind="flagged", message=reason, data={"reason": reason},

@@ -25,6 +25,7 @@ from django.utils import timezone
 
 from devices.models import Device
 from ingestion.models import DeviceFeed, DeviceRecord, RecordIntakeKey
+from portal.bulk import where_in
 
 logger = logging.getLogger(__name__)
 
@@ -450,13 +451,14 @@ def records_hold_for_devices(*, device_ids: Sequence[int], reason: str) -> int:
     """Hold the queued records of these devices (e.g. terminated): not sent, not dropped."""
     reason = (reason or DeviceRecord.HoldReason.STAFF)[:200]
     device_ids = list(device_ids)
-    held = DeviceRecord.objects.filter(device_id__in=device_ids, status=DeviceRecord.Status.QUEUED).update(
+    held = where_in(DeviceRecord.objects.filter(status=DeviceRecord.Status.QUEUED), "device_id", device_ids).update(
         status=DeviceRecord.Status.HELD, hold_reason=reason
     )
     # Records already held because the device was not ready now wait for the stronger reason:
     # readiness alone must not release them.
-    DeviceRecord.objects.filter(
-        device_id__in=device_ids, status=DeviceRecord.Status.HELD, hold_reason=DeviceRecord.HoldReason.NOT_READY
+    where_in(
+        DeviceRecord.objects.filter(status=DeviceRecord.Status.HELD, hold_reason=DeviceRecord.HoldReason.NOT_READY),
+        "device_id", device_ids,
     ).update(hold_reason=reason)
     return held
 

@@ -28,10 +28,11 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from devices.services.terminations import bulk_insert_rows, termination_apply_bulk, termination_match_unmatched
+from devices.services.terminations import termination_apply_bulk, termination_match_unmatched
 from ingestion.models import TerminationImportRow, TerminationImportRun, TerminationSource
 from ingestion.services.sheets import SheetError, sheet_read_rows
 from ingestion.services.termination_jobs import termination_job_batch, termination_job_sheet_opened
+from portal.bulk import bulk_insert_rows
 
 logger = logging.getLogger(__name__)
 

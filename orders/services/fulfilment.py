@@ -450,6 +450,7 @@ def order_items_flag_for_devices(*, device_ids, reason: str, actor=None) -> int:
     "system" when a service of the portal flagged them)."""
     from orders.models import OrderEvent
     from portal.audit import Action, audit_bulk
+    from portal.bulk import where_in
 
     device_ids = list(device_ids)
     if not device_ids:
@@ -457,11 +458,11 @@ def order_items_flag_for_devices(*, device_ids, reason: str, actor=None) -> int:
     now = timezone.now()
     reason = (reason or "device flagged")[:300]
     with transaction.atomic():
-        items = list(
+        items = list(where_in(
             OrderItem.objects.select_related("order")
-            .filter(device_id__in=device_ids, order__status__in=[*Order.OPEN_STATUSES, Order.Status.SHIPPED])
-            .exclude(flag_reason=reason)
-        )
+            .filter(order__status__in=[*Order.OPEN_STATUSES, Order.Status.SHIPPED]).exclude(flag_reason=reason),
+            "device_id", device_ids,
+        ))
         if not items:
             return 0
         OrderItem.objects.filter(pk__in=[i.pk for i in items]).update(flag_reason=reason, flagged_at=now)
