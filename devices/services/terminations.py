@@ -554,5 +554,10 @@ def termination_cancel(*, termination: Termination, actor=None) -> Termination:
             device_record_event(device=device, kind="status", from_status=Device.Status.TERMINATED,
                                 to_status=restore, actor=actor,
                                 message=f"Termination #{termination.pk} cancelled in MyAdmin")
+            # What the termination held comes back; its flags on trackers and order items stay
+            # for staff to clear, since someone may have acted on them already.
+            from ingestion.services import records_release_after_termination_cancelled
+
+            records_release_after_termination_cancelled(device_ids=[device.pk])
     return termination
 

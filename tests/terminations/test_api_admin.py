@@ -4,9 +4,10 @@ import io
 
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
 from devices.models import Device, Termination
-from ingestion.models import TerminationImportRun, TerminationSource
+from ingestion.models import DeviceRecord, TerminationImportRun, TerminationSource
 from portal.models import Job
 from tests.terminations.conftest import csv_bytes, serial_for, sheet_rows, xlsx_bytes
 
@@ -103,7 +104,10 @@ def test_manual_termination_api_over_the_sandbox(settings, sandbox_url, transact
     SandboxDevice.objects.create(serial="CX2000000001", product_id=10032,
                                  account=SandboxAccount.objects.get(account_id="INTEG01"))
     device = Device.objects.create(serial="CX2000000001", product_id=10032, product_type="CustomDevice",
-                                   erp_no="INTEG01", status="active")
+                                   erp_no="INTEG01", status="active", database_name="fleet_db")
+    DeviceRecord.objects.create(device=device, serial=device.serial, record_type="GpsRecord",
+                                recorded_at=timezone.now(), payload="{}", status="queued", fair_key=0,
+                                received_at=timezone.now(), available_at=timezone.now())
     client = api_client_for(billing_user)
     reasons = client.get("/api/v1/terminations/reasons/").json()
     assert {"id": 4, "name": "Non-payment"} in reasons
@@ -115,10 +119,15 @@ def test_manual_termination_api_over_the_sandbox(settings, sandbox_url, transact
     resp = client.post("/api/v1/terminations/", {"serial": "cx2000000001", "reason_id": 4, "comments": "unpaid"},
                        format="json")
     assert resp.status_code == 201 and resp.json()["status"] == "applied", resp.json()
+    assert list(DeviceRecord.objects.values_list("status", "hold_reason")) == [("held", "terminated")]
     again = client.post("/api/v1/terminations/", {"device": device.pk, "reason_id": 4}, format="json")
     assert again.status_code == 409 and again.json()["code"] == "conflict"
     cancelled = client.post(f"/api/v1/terminations/{resp.json()['id']}/cancel/")
     assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
+    device.refresh_from_db()
+    assert device.status == "active"
+    # What the termination held is queued again for DIG.
+    assert list(DeviceRecord.objects.values_list("status", "hold_reason")) == [("queued", "")]
     assert client.post(f"/api/v1/terminations/{resp.json()['id']}/cancel/").status_code == 409
 
 
