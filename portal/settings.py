@@ -120,6 +120,8 @@ LOGIN_LOCKOUT_SECONDS = env.int("LOGIN_LOCKOUT_SECONDS", default=900)
 LOGIN_MAX_FAILURES_PER_ADDRESS = env.int("LOGIN_MAX_FAILURES_PER_ADDRESS", default=100)
 # Dashboard panels are cached this long (seconds): big GROUP BYs run once per period, not per view.
 DASHBOARD_CACHE_SECONDS = env.int("DASHBOARD_CACHE_SECONDS", default=30)
+# A job with no progress for this long lost its work (portal.jobs.jobs_fail_stale, beat every 10 min).
+JOB_STALE_SECONDS = env.int("JOB_STALE_SECONDS", default=3600)
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
