@@ -106,3 +106,25 @@ def fmb140_input(**overrides):
     return {"label": "Van 1", "plugin_id": 44, "model_code": "telfmb140", "device_id": GOOD_IMEI,
             "phone": GOOD_PHONE, "apn_name": "internet", "apn_user": "user", "apn_password": "passwd", **overrides}
 
+
+
+@pytest.fixture(scope="module", autouse=True)
+def permissions_restored_after_partial_flush(request, django_db_blocker):
+    """Modules marked ``available_apps`` flush auth and contenttypes after each test and recreate
+    permissions only for their own apps, so later tests would find the role groups without the
+    other apps' permissions (a 403 in, say, the orders admin). Put them all back afterwards."""
+    yield
+    marker = request.node.get_closest_marker("django_db")
+    if marker is None or not marker.kwargs.get("available_apps"):
+        return
+    from django.apps import apps
+    from django.contrib.auth.management import create_permissions
+    from django.contrib.contenttypes.management import create_contenttypes
+
+    from portal.roles import sync_role_permissions
+
+    with django_db_blocker.unblock():
+        for config in apps.get_app_configs():
+            create_contenttypes(config, verbosity=0)
+            create_permissions(config, verbosity=0)
+        sync_role_permissions()
