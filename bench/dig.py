@@ -8,7 +8,8 @@ simulator):
 - ``dig.intake_records_per_s``: 100,000 GPS records POSTed to /api/v1/records as 20 requests of
   5,000 (parse, validate, dedup, durable insert, 202);
 - ``dig.intake_vs_copy_ratio``: intake time ÷ a PostgreSQL ``COPY`` of the same rows into a
-  table shaped like the outbox (same indexes and unique constraint), measured in the same run;
+  table shaped like the outbox (same indexes, unique constraint and storage parameters),
+  measured in the same run;
 - ``dig.forward_records_per_s``: two forwarders (one per core, as deployed) draining 50,000 of
   those records to the simulator in batches of 5,000 (one vendor call per 5,000 records);
   ``dig.forward_one_worker_records_per_s``: one forwarder draining the other 50,000;
@@ -186,7 +187,12 @@ def _copy_baseline(rows: list[tuple]) -> float:
     cols = ", ".join(_COLUMNS)
     with connection.cursor() as cur:
         cur.execute("DROP TABLE IF EXISTS bench_copy_records")
-        cur.execute("CREATE TABLE bench_copy_records (LIKE ingestion_devicerecord INCLUDING ALL)")
+        # Same columns, indexes, constraints and storage parameters (fillfactor, …) as the outbox.
+        cur.execute("SELECT coalesce(array_to_string(reloptions, ', '), '') FROM pg_class "
+                    "WHERE oid = 'ingestion_devicerecord'::regclass")
+        options = cur.fetchone()[0]
+        cur.execute("CREATE TABLE bench_copy_records (LIKE ingestion_devicerecord INCLUDING ALL)"
+                    + (f" WITH ({options})" if options else ""))
     try:
         with timer() as t:
             for start in range(0, len(rows), BATCH):

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import orjson
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Count
@@ -81,7 +82,19 @@ RECORD_SCHEMA: dict[str, dict[str, tuple]] = {
     "VinRecord": {"VehicleIdentificationNumber": ("str", True, 17)},
 }
 _BASE_FIELDS = ("Type", "DateTime", "SerialNo")
-_encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True).encode  # reused: no per-call setup
+_REQUIRED = {rtype: tuple(name for name, spec in schema.items() if spec[1]) for rtype, schema in RECORD_SCHEMA.items()}
+_NUMBER = (float, int)
+_stdlib_encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True).encode
+
+
+def _encode(data: dict) -> str:
+    """A record's JSON as stored and forwarded. orjson is several times faster than the standard
+    library for the 5000 records of a request; the standard library takes what orjson refuses
+    (integers beyond 64 bits, which DIG's schema never needs but a client may send)."""
+    try:
+        return orjson.dumps(data).decode()
+    except TypeError:  # orjson.JSONEncodeError is a TypeError
+        return _stdlib_encode(data)
 _HEX = set("0123456789abcdefABCDEF")
 
 
@@ -134,6 +147,12 @@ def _parse_record_time(value: Any) -> datetime | str:
     return dt.astimezone(UTC)
 
 
+def _is_canonical_utc(text: str) -> bool:
+    """``YYYY-MM-DDTHH:MM:SS.ffffffZ`` laid out exactly (the digits were checked by the parser)."""
+    return (len(text) == 27 and text[26] == "Z" and text[19] == "." and text[10] == "T" and text[4] == "-"
+            and text[7] == "-" and text[13] == ":" and text[16] == ":")
+
+
 @dataclass(slots=True)
 class ValidRecord:
     index: int
@@ -158,7 +177,8 @@ def record_validate(index: int, record: Any, *, earliest: datetime, latest: date
         serial = ""
     else:
         serial = serial.strip().upper()
-    when = _parse_record_time(record.get("DateTime"))
+    raw_when = record.get("DateTime")
+    when = _parse_record_time(raw_when)
     if when.__class__ is str:
         errors.append({"index": index, "field": "DateTime", "message": when})
     elif when > latest:
@@ -175,17 +195,27 @@ def record_validate(index: int, record: Any, *, earliest: datetime, latest: date
         if spec is None:
             errors.append({"index": index, "field": name, "message": f"is not a field of {rtype}"})
             continue
-        problem = _field_problem(spec[0], value, spec[2])
+        kind, _, bounds = spec
+        # The common cases inline (a number in range, a boolean): most of a GPS record.
+        if kind == "float" and value.__class__ in _NUMBER and (bounds is None or bounds[0] <= value <= bounds[1]):
+            data[name] = value
+            continue
+        if kind == "bool" and value.__class__ is bool:
+            data[name] = value
+            continue
+        problem = _field_problem(kind, value, bounds)
         if problem:
             errors.append({"index": index, "field": name, "message": problem})
         elif value is not None:  # DIG's convention: null optional fields are omitted
             data[name] = value
-    for name, spec in schema.items():
-        if spec[1] and name not in record:
+    for name in _REQUIRED[rtype]:
+        if name not in record:
             errors.append({"index": index, "field": name, "message": "required"})
     if errors:
         return None, errors
-    data["DateTime"] = when.isoformat(timespec="microseconds")[:-6] + "Z"  # UTC; isoformat is C-fast
+    # Stored in one canonical UTC form. Most clients send exactly that already (DIG's own
+    # examples do), and then the parsed text is kept rather than formatted again.
+    data["DateTime"] = raw_when if _is_canonical_utc(raw_when) else when.isoformat(timespec="microseconds")[:-6] + "Z"
     return ValidRecord(index, serial, rtype, when, data), []
 
 
@@ -228,9 +258,14 @@ def _reject_non_json_constant(name: str):
 def records_parse(body: bytes) -> list:
     """The request body as a list of 1..5000 items, or IntakeError (400/413)."""
     try:
-        data = json.loads(body, parse_constant=_reject_non_json_constant)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise IntakeError(f"Malformed JSON: {exc}.", code="parse_error") from exc
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        # Not strict JSON as orjson reads it (or beyond its limits, such as integers over 64
+        # bits): the standard library decides, and says precisely what is wrong.
+        try:
+            data = json.loads(body, parse_constant=_reject_non_json_constant)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise IntakeError(f"Malformed JSON: {exc}.", code="parse_error") from exc
     if not isinstance(data, list):
         raise IntakeError("The body must be a JSON array of records.", code="not_an_array")
     if not data:
@@ -300,7 +335,8 @@ def records_intake(*, body: bytes, user=None, idempotency_key: str = "") -> Inta
         rows.append([device[0], rec.serial, rec.record_type, rec.recorded_at,
                      _encode(rec.data),
                      DeviceRecord.Status.QUEUED if ready else DeviceRecord.Status.HELD,
-                     "" if ready else DeviceRecord.HoldReason.NOT_READY, 0])
+                     "" if ready else DeviceRecord.HoldReason.NOT_READY, 0,
+                     rec.data["DateTime"]])  # the UTC time as text, for COPY (no second isoformat)
     result.errors.sort(key=lambda e: e["index"])
 
     try:
@@ -394,7 +430,7 @@ def _insert_rows(rows: list[list], *, now: datetime) -> int:
             # COPY text format built in one pass. Only the JSON payload can hold a backslash;
             # JSON text never holds a raw tab or newline.
             buffer = "".join(
-                f"{r[0]}\t{r[1]}\t{r[2]}\t{r[3].isoformat()}\t{r[4].replace(chr(92), chr(92) * 2)}\t{r[5]}\t{r[6]}\t{r[7]}\t{tail}"
+                f"{r[0]}\t{r[1]}\t{r[2]}\t{r[8]}\t{r[4].replace(chr(92), chr(92) * 2)}\t{r[5]}\t{r[6]}\t{r[7]}\t{tail}"
                 for r in rows
             )
             try:

@@ -200,3 +200,20 @@ def test_nan_and_infinity_are_malformed_json_and_store_nothing():
             records_parse(body)
         assert "not a JSON number" in str(info.value)
     assert not DeviceRecord.objects.exists()
+
+
+def test_record_times_are_stored_in_one_canonical_utc_form():
+    from ingestion.services.records import record_validate
+
+    earliest, latest = datetime(2000, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC)
+    for sent in ("2026-11-22T01:02:03.123456Z", "2026-11-22 01:02:03.123456Z", "2026-11-22T03:02:03.123456+02:00",
+                 "2026-11-22T01:02:03.123456+00:00"):
+        record = {"Type": "GpsRecord", "DateTime": sent, "SerialNo": "b1", "Latitude": 1.0, "Longitude": 2.0}
+        valid, errors = record_validate(0, record, earliest=earliest, latest=latest)
+        assert not errors, errors
+        assert valid.data["DateTime"] == "2026-11-22T01:02:03.123456Z", sent
+        assert valid.recorded_at == datetime(2026, 11, 22, 1, 2, 3, 123456, tzinfo=UTC)
+    record = {"Type": "GpsRecord", "DateTime": "2026-11-22T01:02:03Z", "SerialNo": "b1", "Latitude": 1.0,
+              "Longitude": 2.0}
+    assert record_validate(0, record, earliest=earliest, latest=latest)[0].data["DateTime"] == \
+        "2026-11-22T01:02:03.000000Z"
