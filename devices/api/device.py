@@ -15,12 +15,13 @@ from devices.models import Device
 from devices.services.contracts import device_contract_update
 from integrations.base import VendorError
 from portal.api.errors import error_response
+from portal.api.serializers import FastOutputMixin
 from portal.api.views import VendorCallSerializer
 from portal.models import VendorCall
 from portal.roles import BILL, FULFIL, VIEW
 
 
-class DeviceSerializer(serializers.ModelSerializer):
+class DeviceSerializer(FastOutputMixin, serializers.ModelSerializer):
     class Meta:
         model = Device
         fields = [
