@@ -276,13 +276,16 @@ def main() -> int:
     parser.add_argument("--batch", type=int, default=1000, help="records per intake POST")
     parser.add_argument("--devices", type=int, default=5000)
     parser.add_argument("--orders", type=int, default=200)
+    parser.add_argument("--web-workers", type=int, default=4, help="gunicorn processes (2 per core measured best)")
+    parser.add_argument("--web-threads", type=int, default=1,
+                        help="threads per gunicorn process (1: requests queue fairly at accept)")
     args = parser.parse_args()
     duration = args.duration or (8 if args.quick else 45)
     devices = 500 if args.quick else args.devices
     orders = 20 if args.quick else args.orders
 
     # No database proxy here: the figures are for the real path, gunicorn → PostgreSQL.
-    with Stack(workers=2, web_workers=3, web_threads=4, use_proxy=False) as stack:
+    with Stack(workers=2, web_workers=args.web_workers, web_threads=args.web_threads, use_proxy=False) as stack:
         print(f"load: stack up at {stack.url} (PostgreSQL db {stack.db_name}, redis :{stack.redis_port})")
         data = seed(stack, devices=devices, orders=orders)
         # Enough bodies for the intake clients never to run dry at the target rate.
