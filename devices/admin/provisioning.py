@@ -6,9 +6,10 @@ Everything here that can mint a serial needs the BILL capability."""
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.http import HttpResponseRedirect
+from django.http import HttpResponseRedirect, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
+from django.templatetags.static import static
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
@@ -26,6 +27,24 @@ from integrations.myadmin import BULK_MAX, PRODUCT_TYPES
 from portal.admin_kit import PortalAdminMixin, choices_filter
 from portal.models import VendorCall
 from portal.roles import BILL, RoleAwareAdminMixin, has_capability, require_capability
+
+
+def provisioning_progress(req: ProvisioningRequest) -> dict:
+    """A provisioning request's progress in the shape of a job's (portal.jobs.job_progress), so
+    the same live bar shows it."""
+    failed = req.status in (ProvisioningRequest.Status.FAILED, ProvisioningRequest.Status.NEEDS_STAFF)
+    return {
+        "status": req.status,
+        "status_label": req.get_status_display(),
+        "finished": not req.is_open,
+        "total": req.quantity,
+        "done": req.minted_count,
+        "failed": max(0, req.quantity - req.minted_count) if failed else 0,
+        "percent": int(100 * req.minted_count / req.quantity) if req.quantity else 0,
+        "failures": [{"label": f"request #{req.pk}", "url": "", "message": req.last_error}] if failed and req.last_error else [],
+        "result": {},
+        "finished_at": req.updated_at.isoformat() if not req.is_open and req.updated_at else None,
+    }
 
 FORM_TEMPLATE = "admin/devices/provisioning_form.html"
 
@@ -104,15 +123,24 @@ class ProvisioningRequestAdmin(PortalAdminMixin, RoleAwareAdminMixin, admin.Mode
 
     @admin.display(description="Progress")
     def progress_live(self, obj):
-        pct = int(100 * obj.minted_count / obj.quantity) if obj.quantity else 0
-        bar = format_html(
-            '<div id="provisioning-progress" data-open="{}"><progress max="{}" value="{}"></progress> {} of {} minted ({}%)</div>',
-            "1" if obj.is_open else "0", obj.quantity, obj.minted_count, obj.minted_count, obj.quantity, pct)
-        if obj.is_open:
-            # Refresh while a worker is on it, so staff watch the count grow.
-            return format_html('{}<script>setTimeout(function(){{location.reload();}}, 3000);</script>'
-                               "<p class='help'>This page refreshes every 3 seconds until the request settles.</p>", bar)
-        return bar
+        # The job progress bar (portal/jobs.js) polling this request's own progress URL: the
+        # count grows without a reload; once the request settles the page reloads once, to show
+        # the serials and calls it made.
+        data = provisioning_progress(obj)
+        return format_html(
+            '<div class="portal-job" id="provisioning-progress" data-job-progress-url="{}" data-finished="{}" '
+            'data-reload-when-finished="{}">'
+            '<div class="portal-job-head"><span data-field="status_label">{}</span></div>'
+            '<div class="portal-job-bar" role="progressbar" aria-valuemin="0" aria-valuemax="100" '
+            'aria-valuenow="{}"><div class="portal-job-fill" style="width: {}%"></div></div>'
+            '<div class="portal-job-counts"><span data-field="done">{}</span> of <span data-field="total">{}</span> '
+            'minted (<span data-field="percent">{}</span>%)</div></div>'
+            '<script src="{}" defer></script>',
+            reverse("admin:devices_provisioningrequest_progress", args=[obj.pk]),
+            "1" if data["finished"] else "0", "0" if data["finished"] else "1",
+            data["status_label"], data["percent"], data["percent"], data["done"], data["total"], data["percent"],
+            static("portal/jobs.js"),
+        )
 
     @admin.display(description="Serials")
     def serials(self, obj):
@@ -133,6 +161,8 @@ class ProvisioningRequestAdmin(PortalAdminMixin, RoleAwareAdminMixin, admin.Mode
                  name="devices_provisioningrequest_reconcile_due"),
             path("<int:pk>/resolve/", self.admin_site.admin_view(self.resolve_view),
                  name="devices_provisioningrequest_resolve"),
+            path("<int:pk>/progress/", self.admin_site.admin_view(self.progress_view),
+                 name="devices_provisioningrequest_progress"),
         ]
         return custom + super().get_urls()
 
@@ -192,6 +222,11 @@ class ProvisioningRequestAdmin(PortalAdminMixin, RoleAwareAdminMixin, admin.Mode
                    "intro": "Ask MyAdmin what every unknown or stale provisioning call did (those past their settle time).",
                    "submit_label": "Reconcile now"}
         return TemplateResponse(request, FORM_TEMPLATE, context)
+
+    def progress_view(self, request, pk):
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        return JsonResponse(provisioning_progress(get_object_or_404(ProvisioningRequest, pk=pk)))
 
     def resolve_view(self, request, pk):
         if not has_capability(request.user, BILL):

@@ -29,8 +29,13 @@ def test_provision_asks_for_confirmation_with_the_count(portal_myadmin, billing_
     assert done.status_code == 302 and done.url == reverse("admin:devices_provisioningrequest_change", args=[req.pk])
     assert (req.quantity, req.erp_no, req.use_bulk, req.requested_by) == (25, "ACME01", True, billing_user)
     assert enqueued == [req.pk]
-    page = client.get(done.url)
-    assert b"0 of 25 minted" in page.content and b"location.reload" in page.content
+    page = client.get(done.url).content.decode()
+    progress_url = reverse("admin:devices_provisioningrequest_progress", args=[req.pk])
+    # A live bar: it polls the request's progress (portal/jobs.js), no page reloads meanwhile.
+    assert 'data-field="done">0</span> of <span data-field="total">25</span> minted' in page
+    assert f'data-job-progress-url="{progress_url}"' in page and 'data-reload-when-finished="1"' in page
+    progress = client.get(progress_url).json()
+    assert progress == {**progress, "total": 25, "done": 0, "finished": False, "failed": 0, "percent": 0}
 
 
 def test_progress_and_serials_after_work(portal_myadmin, myadmin, billing_user, client):
@@ -38,7 +43,10 @@ def test_progress_and_serials_after_work(portal_myadmin, myadmin, billing_user, 
     provisioning_request_process(request_id=req.pk, client=myadmin)
     client.force_login(billing_user)
     page = client.get(reverse("admin:devices_provisioningrequest_change", args=[req.pk])).content.decode()
-    assert "3 of 3 minted (100%)" in page and "location.reload" not in page
+    assert 'data-field="done">3</span> of <span data-field="total">3</span> minted (<span data-field="percent">100' in page
+    assert 'data-finished="1" data-reload-when-finished="0"' in page
+    progress = client.get(reverse("admin:devices_provisioningrequest_progress", args=[req.pk])).json()
+    assert (progress["done"], progress["total"], progress["finished"], progress["status"]) == (3, 3, True, "succeeded")
     assert all(d.serial in page for d in req.devices.all())
     assert "ProvisionDevicesBulk" in page  # the vendor calls
 

@@ -65,6 +65,12 @@
       }
       root.setAttribute("data-finished", "1");
       root.classList.add("is-finished");
+      // A page whose result is rendered by the server (a provisioning request's serials) asks
+      // for one reload when the work ends.
+      if (root.getAttribute("data-reload-when-finished") === "1") {
+        root.setAttribute("data-reload-when-finished", "0");
+        window.location.reload();
+      }
     }
   }
 
