@@ -170,9 +170,9 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["portal.roles.RolePermission"],
     "DEFAULT_FILTER_BACKENDS": [
-        "django_filters.rest_framework.DjangoFilterBackend",
-        "rest_framework.filters.SearchFilter",
-        "rest_framework.filters.OrderingFilter",
+        "portal.api.filters.ListFilterBackend",
+        "portal.api.filters.ListSearchFilter",
+        "portal.api.filters.ListOrderingFilter",
     ],
     "DEFAULT_PAGINATION_CLASS": "portal.api.pagination.KeysetPagination",
     "PAGE_SIZE": 50,

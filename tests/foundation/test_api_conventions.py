@@ -131,3 +131,19 @@ def test_datetime_filters_refuse_values_no_database_takes(viewer, api_client_for
     response = api_client_for(viewer).get(f"/api/v1/vendor-calls/?started_after={quote(value)}")
     assert response.status_code == 400
     assert "started_after" in response.json()["errors"]
+
+
+def test_list_filters_narrow_lists_and_do_not_touch_detail_requests(db, api_client_for, viewer):
+    from devices.models import Device
+
+    active = Device.objects.create(serial="GF0000000001", product_id=1, product_type="CustomDevice", erp_no="E1",
+                                   status="active")
+    Device.objects.create(serial="GF0000000002", product_id=1, product_type="CustomDevice", erp_no="E1",
+                          status="provisioned")
+    client = api_client_for(viewer)
+    listed = client.get("/api/v1/devices/?status=provisioned").json()["results"]
+    assert [d["serial"] for d in listed] == ["GF0000000002"]
+    # A detail request is the object, whatever list filters ride along.
+    detail = client.get(f"/api/v1/devices/{active.pk}/?status=provisioned")
+    assert detail.status_code == 200 and detail.json()["serial"] == "GF0000000001"
+    assert client.get("/api/v1/devices/?status=nonsense").status_code == 400
