@@ -67,12 +67,15 @@ def job_advance(
 ) -> None:
     """Add to the counters atomically (safe from several workers at once). ``failure`` is
     {"label", "url", "message"} for one item that failed, ``failures`` a list of them (one
-    INSERT for the list); each is recorded as its own row. With ``complete=True`` the job is
+    INSERT for the list); each is recorded as its own row, up to MAX_FAILURES_SHOWN per job. With ``complete=True`` the job is
     finished once done + failed reach its total (for jobs shared by many tasks)."""
     if done < 0 or failed < 0:
         raise ValueError("done and failed only grow")
     rows = [f for f in ([failure] if failure else []) + list(failures or []) if f]
     with transaction.atomic():
+        if rows:
+            # The page lists the first MAX_FAILURES_SHOWN; the counters stay exact beyond them.
+            rows = rows[:max(0, MAX_FAILURES_SHOWN - JobFailure.objects.filter(job_id=job_id).count())]
         if done or failed:
             Job.objects.filter(pk=job_id).update(
                 done=F("done") + done, failed=F("failed") + failed, updated_at=timezone.now()

@@ -523,18 +523,14 @@ def records_release_for_devices(*, device_ids: Sequence[int]) -> int:
 
 def records_release_after_termination_cancelled(*, device_ids: Sequence[int]) -> int:
     """A termination was cancelled (MyAdmin undid it): the records held because the device was
-    terminated go back to the queue, or keep waiting as "not ready" when the device has no
-    database yet. Returns how many were queued."""
+    terminated wait for readiness again, and go back to the queue at once for devices that are
+    ready. Returns how many were queued."""
     device_ids = list(device_ids)
-    held = DeviceRecord.objects.filter(status=DeviceRecord.Status.HELD, hold_reason=DeviceRecord.HoldReason.TERMINATED)
-    ready = _ready_device_ids(device_ids)
-    released = where_in(held, "device_id", ready).update(
-        status=DeviceRecord.Status.QUEUED, hold_reason="", available_at=timezone.now()
-    ) if ready else 0
-    where_in(held, "device_id", set(device_ids) - set(ready)).update(hold_reason=DeviceRecord.HoldReason.NOT_READY)
-    if released:
-        transaction.on_commit(_nudge_forwarder)
-    return released
+    where_in(
+        DeviceRecord.objects.filter(status=DeviceRecord.Status.HELD, hold_reason=DeviceRecord.HoldReason.TERMINATED),
+        "device_id", device_ids,
+    ).update(hold_reason=DeviceRecord.HoldReason.NOT_READY)
+    return records_release_for_devices(device_ids=device_ids)
 
 
 def records_release_sweep(*, limit: int = 1000) -> int:

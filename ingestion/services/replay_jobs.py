@@ -15,8 +15,7 @@ from django.urls import reverse
 from ingestion.models import DeviceRecord
 from ingestion.services.records import records_replay
 from portal.audit import Action, audit_bulk
-from portal.jobs import MAX_FAILURES_SHOWN, JobAlreadyFinished, job_advance, job_finish, job_running, job_set_total
-from portal.models import JobFailure
+from portal.jobs import JobAlreadyFinished, job_advance, job_finish, job_running, job_set_total
 
 REPLAY_BATCH = 1000
 # The most records one replay takes (the admin actions cap their selection at this).
@@ -51,7 +50,7 @@ def records_replay_as_job(*, job_id: int | None, record_ids: list[int], actor=No
                                    f"{result.skipped} skipped (already queued or sent)")
                 if job_id is not None:
                     job_advance(job_id=job_id, done=result.queued + result.skipped, failed=result.held,
-                                failures=_held_failures(job_id, batch) if result.held else None)
+                                failures=_held_failures(batch) if result.held else None)
             if job_id is not None:
                 links = []
                 if totals["queued"]:
@@ -66,13 +65,10 @@ def records_replay_as_job(*, job_id: int | None, record_ids: list[int], actor=No
     return totals
 
 
-def _held_failures(job_id: int, batch: list[int]) -> list[dict]:
+def _held_failures(batch: list[int]) -> list[dict]:
     """The batch's records that stay held, one failure per device and reason (one query)."""
-    room = MAX_FAILURES_SHOWN - JobFailure.objects.filter(job_id=job_id).count()
-    if room <= 0:
-        return []
     groups = (DeviceRecord.objects.filter(pk__in=batch, status=DeviceRecord.Status.HELD)
-              .values("serial", "hold_reason").annotate(n=Count("pk")).order_by("serial")[:room])
+              .values("serial", "hold_reason").annotate(n=Count("pk")).order_by("serial"))
     return [
         {"label": g["serial"] or "(no serial)",
          "url": _records_url(q=g["serial"], status__exact=DeviceRecord.Status.HELD),

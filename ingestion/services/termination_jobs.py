@@ -17,8 +17,7 @@ from django.core.files.storage import default_storage
 from django.urls import reverse
 
 from ingestion.models import TerminationImportRow, TerminationImportRun
-from portal.jobs import MAX_FAILURES_SHOWN, admin_url, job_advance, job_finish, job_running, job_set_total
-from portal.models import JobFailure
+from portal.jobs import admin_url, job_advance, job_finish, job_running, job_set_total
 
 # Uploaded sheets wait here (default storage) until a worker imports them. Several worker
 # machines need a storage they all reach (a shared MEDIA_ROOT, or an object store).
@@ -78,15 +77,14 @@ def _rows_url(run_pk: int, **filters) -> str:
 
 def termination_job_batch(*, job_id: int | None, run: TerminationImportRun, batch: list) -> None:
     """A batch is applied (committed): its rows are done, its invalid rows failed, each
-    invalid row linking to its line of the report (the first MAX_FAILURES_SHOWN of the run)."""
+    invalid row linking to its line of the report (the job keeps the first ones it can show)."""
     if job_id is None or not batch:
         return
     invalid = [row for row in batch if row.error]
-    room = max(0, MAX_FAILURES_SHOWN - JobFailure.objects.filter(job_id=job_id).count()) if invalid else 0
     failures = [
         {"label": f"row {row.number}" + (f" ({row.serial or row.raw_serial})" if (row.serial or row.raw_serial) else ""),
          "url": _rows_url(run.pk, row_number=row.number), "message": row.error}
-        for row in invalid[:room]
+        for row in invalid
     ]
     job_advance(job_id=job_id, done=len(batch) - len(invalid), failed=len(invalid), failures=failures)
 

@@ -3,6 +3,11 @@
 A record that breaks the schema makes the whole POST a 400, like the real OpenAPI validation;
 well-formed records that DIG refuses later (unassigned serial, stale timestamp, a status code
 outside the status range) are reported through /invalidrecords instead (see services.py).
+
+The table repeats the portal's (ingestion.services.records.RECORD_SCHEMA) on purpose: the
+simulator stands in for Geotab and is written from the vendor's documentation, not from the
+client it tests, so a mistake in the portal's table shows up as a 400 here instead of being
+shared. The two differ where DIG's POST-time and later checks differ (status codes, lengths).
 """
 
 import base64
