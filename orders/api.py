@@ -11,12 +11,13 @@ from rest_framework.response import Response
 
 from orders import services
 from orders.models import Order, OrderEvent, OrderItem, OrderSyncRun, Shipment
+from portal.api.serializers import FastOutputMixin
 from portal.roles import BILL, FULFIL
 
 # ----------------------------------------------------------------------------- serializers
 
 
-class OrderItemSerializer(serializers.ModelSerializer):
+class OrderItemSerializer(FastOutputMixin, serializers.ModelSerializer):
     device = serializers.PrimaryKeyRelatedField(read_only=True, allow_null=True)
     missing = serializers.SerializerMethodField()
 
@@ -30,7 +31,7 @@ class OrderItemSerializer(serializers.ModelSerializer):
         return item.missing_assignments()
 
 
-class ShipmentSerializer(serializers.ModelSerializer):
+class ShipmentSerializer(FastOutputMixin, serializers.ModelSerializer):
     order_header_id = serializers.IntegerField(source="order.order_header_id", read_only=True)
 
     class Meta:
@@ -40,7 +41,7 @@ class ShipmentSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class OrderEventSerializer(serializers.ModelSerializer):
+class OrderEventSerializer(FastOutputMixin, serializers.ModelSerializer):
     actor = serializers.StringRelatedField()
 
     class Meta:
@@ -48,7 +49,7 @@ class OrderEventSerializer(serializers.ModelSerializer):
         fields = ["created_at", "kind", "from_status", "to_status", "message", "actor"]
 
 
-class OrderSerializer(serializers.ModelSerializer):
+class OrderSerializer(FastOutputMixin, serializers.ModelSerializer):
     account = serializers.CharField(source="account.account_id", read_only=True)
     items = OrderItemSerializer(many=True, read_only=True)
     # allow_null: an order without a shipment serializes as null (the reverse one-to-one raises).

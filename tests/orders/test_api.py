@@ -1,9 +1,12 @@
 """The orders and shipments API: roles, actions calling the services, field-level 4xx, and
 query counts pinned for list and detail."""
 
+import json
+
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from orders.models import Order, OrderItem
 from orders.services import order_sync
@@ -129,3 +132,31 @@ def test_sync_run_bad_orders_visible_via_api(fake_source, catalogue, api_client_
     body = response.json()
     assert (body["status"], body["created"], body["failed"]) == ("partial", 1, 1)
     assert body["errors"][0]["orderHeaderId"] == 2 and body["errors"][0]["field"] == "orderDate"
+
+
+@pytest.mark.parametrize("zone", ["UTC", "America/Toronto"])
+def test_order_detail_output_is_drfs_own(synced, api_client_for, viewer, fulfilment_user, monkeypatch, zone):
+    """Order serializers render through FastOutputMixin (nested items, events and shipment
+    included); the body is byte-for-byte what DRF's own rendering gives."""
+    from datetime import date
+
+    from rest_framework import serializers
+
+    from orders.models import Shipment
+    from portal.api.serializers import FastOutputMixin
+
+    order = synced(2).first()
+    api_client_for(fulfilment_user).post(f"/api/v1/orders/{order.pk}/review/")
+    Shipment.objects.create(order=order, carrier="UPS", tracking_number="1Z999", ship_date=date(2026, 11, 20))
+    item = order.items.first()
+    OrderItem.objects.filter(pk=item.pk).update(serial="CX0000000777")
+    client = api_client_for(viewer)
+    with timezone.override(zone):
+        fast_detail = client.get(f"/api/v1/orders/{order.pk}/").content
+        fast_list = client.get("/api/v1/orders/").content
+        monkeypatch.setattr(FastOutputMixin, "to_representation", serializers.Serializer.to_representation)
+        assert client.get(f"/api/v1/orders/{order.pk}/").content == fast_detail
+        assert client.get("/api/v1/orders/").content == fast_list
+    body = json.loads(fast_detail)
+    assert body["shipment"]["tracking_number"] == "1Z999" and any(e["actor"] for e in body["events"])
+    assert any(i["serial"] == "CX0000000777" for i in body["items"])
