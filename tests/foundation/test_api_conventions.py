@@ -147,3 +147,26 @@ def test_list_filters_narrow_lists_and_do_not_touch_detail_requests(db, api_clie
     detail = client.get(f"/api/v1/devices/{active.pk}/?status=provisioned")
     assert detail.status_code == 200 and detail.json()["serial"] == "GF0000000001"
     assert client.get("/api/v1/devices/?status=nonsense").status_code == 400
+
+
+def test_a_list_asking_for_no_filter_skips_building_the_filterset(db, api_client_for, viewer, monkeypatch):
+    """Pagination, ordering and search parameters are not FilterSet parameters: a plain page
+    does not pay for building the FilterSet, and any real filter still goes through it (also
+    a FilterSet filter named like DRF's search parameter, as the orders' `search`)."""
+    from django_filters import FilterSet
+
+    built = []
+    original = FilterSet.__init__
+
+    def counting(self, *args, **kwargs):
+        built.append(type(self).__name__)
+        original(self, *args, **kwargs)
+
+    monkeypatch.setattr(FilterSet, "__init__", counting)
+    client = api_client_for(viewer)
+    assert client.get("/api/v1/devices/?page_size=5&ordering=-id").status_code == 200
+    assert built == []
+    assert client.get("/api/v1/devices/?page_size=5&status=active").status_code == 200
+    assert built == ["DeviceFilter"]
+    assert client.get("/api/v1/orders/?search=PO-1").status_code == 200
+    assert built == ["DeviceFilter", "OrderFilter"]
