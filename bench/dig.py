@@ -87,6 +87,7 @@ def _reset(*, keep_feeds: bool = False):
 
     from ingestion.models import (
         DeviceFeed,
+        DeviceQueueClock,
         DeviceRecord,
         ForwarderState,
         RecordIntakeKey,
@@ -96,12 +97,12 @@ def _reset(*, keep_feeds: bool = False):
     if is_postgres():
         with connection.cursor() as cur:
             for model in (DeviceRecord, RecordIntakeKey, DigBatch, DigRecord, DigInvalidRecord,
-                          *(() if keep_feeds else (DeviceFeed,))):
+                          *(() if keep_feeds else (DeviceFeed, DeviceQueueClock))):
                 cur.execute(f'TRUNCATE "{model._meta.db_table}" CASCADE')
             cur.execute("VACUUM ANALYZE ingestion_devicerecord")
     else:
         for model in (DeviceRecord, RecordIntakeKey, DigRecord, DigInvalidRecord, DigBatch,
-                      *(() if keep_feeds else (DeviceFeed,))):
+                      *(() if keep_feeds else (DeviceFeed, DeviceQueueClock))):
             model.objects.all().delete()
     ForwarderState.objects.all().delete()
 

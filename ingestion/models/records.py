@@ -1,5 +1,5 @@
-"""Device records on their way to the Data Intake Gateway: the outbox, per-device feed stats,
-the forwarder's shared state and the intake idempotency keys."""
+"""Device records on their way to the Data Intake Gateway: the outbox, the per-device queue
+clocks and feed stats, the forwarder's shared state and the intake idempotency keys."""
 
 from django.conf import settings
 from django.db import models
@@ -59,11 +59,26 @@ class DeviceRecord(models.Model):
         return f"{self.serial} {self.record_type} {self.recorded_at:%Y-%m-%d %H:%M:%S}"
 
 
+class DeviceQueueClock(models.Model):
+    """A device's virtual clock in the fair forwarding queue: intake advances it by a fixed cost
+    per record and gives each record its place (``DeviceRecord.fair_key``). Only intake writes
+    it. It has a table of its own, apart from the forwarder's per-device stats (DeviceFeed), so
+    an intake and a settlement never wait for each other's row locks: when both lived in one row,
+    50 concurrent intakes and the forwarders queued behind each other's locks (p95 15 s a batch
+    in the load proof)."""
+
+    device = models.OneToOneField("devices.Device", on_delete=models.CASCADE, primary_key=True, related_name="+")
+    fair_clock = models.BigIntegerField(default=0)
+
+    def __str__(self):
+        return f"queue clock of {self.device_id}"
+
+
 class DeviceFeed(models.Model):
-    """Per-device data-feed state: when billing started (first record sent), volumes, lag."""
+    """Per-device data-feed state: when billing started (first record sent), volumes, lag.
+    Created by intake with a device's first record; updated by the forwarder only."""
 
     device = models.OneToOneField("devices.Device", on_delete=models.CASCADE, primary_key=True, related_name="feed")
-    fair_clock = models.BigIntegerField(default=0)
     first_sent_at = models.DateTimeField("first record sent (billing start)", null=True, blank=True)
     last_sent_at = models.DateTimeField(null=True, blank=True)
     last_record_at = models.DateTimeField("last record time", null=True, blank=True)

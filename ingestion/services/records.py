@@ -25,7 +25,7 @@ from django.db.models import Count
 from django.utils import timezone
 
 from devices.models import Device
-from ingestion.models import DeviceFeed, DeviceRecord, RecordIntakeKey
+from ingestion.models import DeviceFeed, DeviceQueueClock, DeviceRecord, RecordIntakeKey
 from portal.bulk import where_in
 
 logger = logging.getLogger(__name__)
@@ -304,8 +304,8 @@ def records_intake(*, body: bytes, user=None, idempotency_key: str = "") -> Inta
 
     devices = {
         serial: (pk, status, database_name)
-        for pk, serial, status, database_name in Device.objects.filter(
-            serial__in={r.serial for r in valid}
+        for pk, serial, status, database_name in where_in(
+            Device.objects.all(), "serial", {r.serial for r in valid}
         ).values_list("pk", "serial", "status", "database_name")
     }
     rows: list[tuple] = []
@@ -385,28 +385,60 @@ def _assign_fair_keys(rows: list[list], per_device: dict[int, list[int]], *, now
     cost_ms = 1000.0 / knob("DIG_FAIR_SHARE_RECORDS_PER_S", 10.0)
     device_ids = sorted(per_device)
     spans = [int(len(per_device[d]) * cost_ms) for d in device_ids]
-    table = DeviceFeed._meta.db_table
+    table = DeviceQueueClock._meta.db_table
     greatest = "GREATEST" if connection.vendor == "postgresql" else "MAX"
-    # One upsert per request: creates missing feeds, advances each clock by its records' cost and
+    # One upsert per request: creates missing clocks, advances each by its records' cost and
     # returns the new end; rows are locked in device order, so concurrent intakes cannot deadlock.
     ends: dict[int, int] = {}
+    upsert = (f"ON CONFLICT (device_id) DO UPDATE SET fair_clock = "
+              f"{greatest}({table}.fair_clock + (excluded.fair_clock - %s), excluded.fair_clock) "
+              f"RETURNING device_id, fair_clock")
     with connection.cursor() as cursor:
-        for chunk in range(0, len(device_ids), 500):
-            ids, widths = device_ids[chunk:chunk + 500], spans[chunk:chunk + 500]
-            values = ", ".join(["(%s, %s, 0, 0)"] * len(ids))
-            params = [p for d, w in zip(ids, widths) for p in (d, now_ms + w)]
+        if connection.vendor == "postgresql":
+            # Two array parameters, whatever the number of devices: a statement with thousands
+            # of placeholders costs more to build and parse than the upsert itself. xmax = 0
+            # marks a clock just created: a device seen for the first time.
             cursor.execute(
-                f"INSERT INTO {table} (device_id, fair_clock, records_sent, records_rejected) VALUES {values} "
-                f"ON CONFLICT (device_id) DO UPDATE SET fair_clock = "
-                f"{greatest}({table}.fair_clock + (excluded.fair_clock - %s), excluded.fair_clock) "
-                f"RETURNING device_id, fair_clock",
-                [*params, now_ms],
+                f"INSERT INTO {table} (device_id, fair_clock) "
+                f"SELECT d, c FROM unnest(%s::bigint[], %s::bigint[]) AS v(d, c) ORDER BY d {upsert}, xmax = 0",
+                [device_ids, [now_ms + w for w in spans], now_ms],
             )
-            ends.update(cursor.fetchall())
+            new_devices = []
+            for device_id, end, created in cursor.fetchall():
+                ends[device_id] = end
+                if created:
+                    new_devices.append(device_id)
+        else:
+            new_devices = device_ids
+            for chunk in range(0, len(device_ids), 500):
+                ids, widths = device_ids[chunk:chunk + 500], spans[chunk:chunk + 500]
+                values = ", ".join(["(%s, %s)"] * len(ids))
+                params = [p for d, w in zip(ids, widths) for p in (d, now_ms + w)]
+                cursor.execute(f"INSERT INTO {table} (device_id, fair_clock) VALUES {values} {upsert}",
+                               [*params, now_ms])
+                ends.update(cursor.fetchall())
+    _feeds_create(sorted(new_devices))
     for device_id, span in zip(device_ids, spans):
         start = ends[device_id] - span
         for n, pos in enumerate(per_device[device_id]):
             rows[pos][7] = start + int(n * cost_ms)
+
+
+def _feeds_create(device_ids: list[int]) -> None:
+    """The feed rows (the forwarder's per-device stats, listed on the ingestion page) of
+    devices seen for the first time. DO NOTHING takes no lock on an existing feed, so intake
+    never waits for a settlement."""
+    if not device_ids:
+        return
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"INSERT INTO {DeviceFeed._meta.db_table} (device_id, records_sent, records_rejected) "
+                f"SELECT d, 0, 0 FROM unnest(%s::bigint[]) AS v(d) ORDER BY d ON CONFLICT (device_id) DO NOTHING",
+                [device_ids],
+            )
+    else:
+        DeviceFeed.objects.bulk_create([DeviceFeed(device_id=d) for d in device_ids], ignore_conflicts=True)
 
 
 _COLUMNS = ("device_id", "serial", "record_type", "recorded_at", "payload", "status", "hold_reason",

@@ -217,3 +217,42 @@ def test_record_times_are_stored_in_one_canonical_utc_form():
               "Longitude": 2.0}
     assert record_validate(0, record, earliest=earliest, latest=latest)[0].data["DateTime"] == \
         "2026-11-22T01:02:03.000000Z"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_intake_never_waits_for_a_settlement_holding_the_feeds(make_device):
+    """The forwarder locks feed rows while it settles a batch; intake keeps its queue clocks
+    in a table of its own, so a batch for the same devices is stored meanwhile."""
+    import threading
+
+    from django.db import connection, transaction
+
+    from ingestion.services.records import records_intake
+
+    device = make_device()
+    records_intake(body=json.dumps(gps_series(device.serial, 2)).encode())  # the feed exists
+    locked, release = threading.Event(), threading.Event()
+
+    def settlement():
+        try:
+            with transaction.atomic():
+                list(DeviceFeed.objects.select_for_update().filter(device=device))
+                locked.set()
+                release.wait(10)
+        finally:
+            connection.close()
+
+    holder = threading.Thread(target=settlement)
+    holder.start()
+    assert locked.wait(10)
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SET lock_timeout = '2s'")  # waiting would fail, not hang
+        result = records_intake(body=json.dumps(gps_series(device.serial, 3, start=datetime.now(UTC) - timedelta(hours=1))).encode())
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("SET lock_timeout = 0")
+        release.set()
+        holder.join(10)
+    assert result.accepted == 3
+    assert DeviceRecord.objects.filter(device=device).count() == 5
