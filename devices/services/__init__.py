@@ -12,6 +12,7 @@ from devices.services.device import (  # noqa: F401
     DeviceTransitionError,
     device_record_event,
     device_transition,
+    devices_first_data,
 )
 from devices.services.provisioning import (  # noqa: F401,E501
     IdempotencyConflict,

@@ -2,7 +2,12 @@ from django.db import transaction
 from django.utils import timezone
 
 from devices.models import Device, DeviceEvent
+from portal.bulk import bulk_insert_rows, where_in
 from portal.middleware import current_request_id
+
+EVENT_FIELDS = ("device_id", "kind", "from_status", "to_status", "message", "data", "actor_id", "request_id",
+                "created_at")
+FIRST_DATA_MESSAGE = "First record delivered to DIG (billing starts)."
 
 
 class DeviceTransitionError(ValueError):
@@ -42,3 +47,29 @@ def device_transition(*, device: Device, to_status: str, actor=None, message: st
         device=device, kind="status", from_status=from_status, to_status=to_status, actor=actor, message=message
     )
     return device
+
+
+def devices_first_data(*, device_ids) -> int:
+    """The first record of these devices reached DIG: billing starts. Each device gets a
+    "first_data" event, and those whose lifecycle allows it become active, with the status
+    event ``device_transition`` writes. Three statements whatever the number of devices: a fleet
+    going live sends thousands of first records in one batch, and a statement per device held
+    the forwarder for minutes. Returns how many devices became active."""
+    ids = sorted(set(device_ids))
+    if not ids:
+        return 0
+    now = timezone.now()
+    request_id = current_request_id()[:64]
+    may_activate = {status for status, allowed in Device.TRANSITIONS.items() if Device.Status.ACTIVE in allowed}
+    with transaction.atomic():
+        # Locked in id order, as device_transition locks them one at a time.
+        found = list(where_in(Device.objects.select_for_update(), "id", ids).order_by("pk").values_list("pk", "status"))
+        activated = [(pk, status) for pk, status in found if status in may_activate]
+        if activated:
+            where_in(Device.objects.all(), "id", [pk for pk, _ in activated]).update(
+                status=Device.Status.ACTIVE, updated_at=now)
+        rows = [(pk, "first_data", "", "", FIRST_DATA_MESSAGE, {}, None, request_id, now) for pk, _ in found]
+        rows += [(pk, "status", status, Device.Status.ACTIVE.value, "Data is flowing to DIG.", {}, None, request_id, now)
+                 for pk, status in activated]
+        bulk_insert_rows(DeviceEvent, EVENT_FIELDS, rows)
+    return len(activated)

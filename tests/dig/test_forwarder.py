@@ -40,6 +40,35 @@ def test_forward_sends_in_batches_marks_sent_and_starts_billing(make_client, mak
     assert DeviceEvent.objects.filter(device=device, kind="first_data").count() == 1
 
 
+def test_a_fleet_going_live_starts_billing_in_statements_independent_of_its_size(make_client, make_device):
+    """Thousands of devices can send their first record in one batch: first data is settled in
+    a fixed number of statements, with the same events as one device at a time."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from devices.services import devices_first_data
+
+    def settle_queries(n):
+        devices = [make_device(status=status) for status in
+                   [Device.Status.SHIPPED, Device.Status.PROVISIONED, Device.Status.SUSPENDED, Device.Status.ACTIVE] * n]
+        with CaptureQueriesContext(connection) as queries:
+            activated = devices_first_data(device_ids=[d.pk for d in devices] + [10**12])  # one unknown id
+        return devices, activated, len(queries)
+
+    small, activated_small, queries_small = settle_queries(1)
+    large, activated_large, queries_large = settle_queries(25)
+    assert queries_small == queries_large
+    assert (activated_small, activated_large) == (3, 75)  # an active device stays as it is
+    for device in large:
+        events = list(DeviceEvent.objects.filter(device=device).order_by("id").values_list(
+            "kind", "from_status", "to_status"))
+        if device.status == Device.Status.ACTIVE:
+            assert events == [("first_data", "", "")]
+        else:
+            assert events == [("first_data", "", ""), ("status", device.status, "active")]
+        assert Device.objects.get(pk=device.pk).status == Device.Status.ACTIVE
+
+
 def test_fair_across_devices(make_client, make_device):
     flood, trickle = make_device(), make_device()
     intake(gps_series(flood.serial, 40))
