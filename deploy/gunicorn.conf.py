@@ -16,17 +16,24 @@ def _int(name: str, default: int) -> int:
 # balancer) in front and sets GUNICORN_BIND to the address that proxy reaches.
 bind = os.environ.get("GUNICORN_BIND", f"127.0.0.1:{os.environ.get('PORT', '8000')}")
 
-# Sync workers with a few threads: requests are short database reads/writes; vendor calls run
-# in Celery, never in a request, so no request waits on a slow vendor.
+# Sync workers, one request at a time per process: requests are short and CPU-bound (vendor
+# calls run in Celery, never in a request), and threads in one process share its GIL. A sync
+# worker keeps no connection open between requests, so every request queues at the shared
+# accept(), first come first served. With keep-alive (gthread) a client stays with the process
+# that accepted it, processes end up with uneven numbers of clients, and the unlucky clients
+# wait longest: under 50 clients on 2 cores the read p95 was 280-360 ms with gthread (4 x 1,
+# keep-alive) and 260-270 ms with 4 sync workers, at a p99 of 340-440 against 290-320 ms.
+# Slow clients are the TLS proxy's to buffer (it must be in front anyway).
+# GUNICORN_THREADS above 1 makes gunicorn use gthread whatever the class says.
 workers = _int("WEB_CONCURRENCY", multiprocessing.cpu_count() * 2 + 1)
-threads = _int("GUNICORN_THREADS", 4)
-worker_class = "gthread"
+threads = _int("GUNICORN_THREADS", 1)
+worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "sync")
 
 # A request that takes longer than this is stuck: kill the worker, not the machine.
 timeout = _int("GUNICORN_TIMEOUT", 60)
 # On SIGTERM/HUP, in-flight requests get this long to finish (deploys drop no request).
 graceful_timeout = _int("GUNICORN_GRACEFUL_TIMEOUT", 30)
-keepalive = _int("GUNICORN_KEEPALIVE", 5)
+keepalive = _int("GUNICORN_KEEPALIVE", 5)  # gthread only
 
 # Recycle workers now and then so a slow leak never becomes an outage; the jitter keeps them
 # from all restarting at once. Not too often: a new worker imports the portal again (about 2 s

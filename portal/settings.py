@@ -240,9 +240,14 @@ CELERY_TIMEZONE = TIME_ZONE
 HEARTBEAT_PERIOD_SECONDS = env.int("HEARTBEAT_PERIOD_SECONDS", default=30)
 
 
-# --- Vendors. With SANDBOX on and no URL given, each client points at the in-process sandbox.
+# --- Vendors. With SANDBOX on and no URL given, each client points at the sandbox, served by
+# this portal itself unless SANDBOX_BASE_URL names other processes (the load proof serves the
+# simulated vendors from a pool of their own, as real vendors are other machines).
+SANDBOX_BASE_URL = env.str("SANDBOX_BASE_URL", default=PORTAL_BASE_URL).rstrip("/")
+
+
 def _vendor_url(name: str, sandbox_path: str) -> str:
-    default = f"{PORTAL_BASE_URL}/sandbox/{sandbox_path}" if SANDBOX else ""
+    default = f"{SANDBOX_BASE_URL}/sandbox/{sandbox_path}" if SANDBOX else ""
     return env.str(name, default=default)
 
 

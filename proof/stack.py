@@ -55,10 +55,10 @@ def wait_until(what: str, check, *, timeout: float, interval: float = 0.2):
 
 
 class Stack:
-    def __init__(self, *, workers: int = 2, worker_concurrency: int = 2, web_workers: int = 3,
-                 web_threads: int = 4, redis_port: int = 6390, db_name: str = "portal_proof",
+    def __init__(self, *, workers: int = 2, worker_concurrency: int = 2, web_workers: int = 4,
+                 web_threads: int = 1, redis_port: int = 6390, db_name: str = "portal_proof",
                  pg_url: str | None = None, log_dir: Path | None = None, extra_env: dict | None = None,
-                 use_proxy: bool = True):
+                 use_proxy: bool = True, vendor_workers: int = 0):
         self.worker_count = workers
         self.worker_concurrency = worker_concurrency
         self.web_workers, self.web_threads = web_workers, web_threads
@@ -71,6 +71,12 @@ class Stack:
         self.web_port = free_port()
         self.url = f"http://127.0.0.1:{self.web_port}"
         self.use_proxy = use_proxy
+        # vendor_workers > 0: the simulated vendors get a gunicorn of their own, as real vendors
+        # are other machines; the portal's processes then serve the portal's requests alone.
+        self.vendor_workers = vendor_workers
+        self.vendor_port = free_port()
+        self.vendor_url = f"http://127.0.0.1:{self.vendor_port}" if vendor_workers else self.url
+        self.vendors: subprocess.Popen | None = None
         self.proxy_port = free_port()
         self.proxy: subprocess.Popen | None = None
         self.redis: subprocess.Popen | None = None
@@ -111,6 +117,7 @@ class Stack:
             "ALLOWED_HOSTS": "127.0.0.1,localhost",
             "PORT": str(self.web_port),
             "PORTAL_BASE_URL": self.url,
+            "SANDBOX_BASE_URL": self.vendor_url,
             "PORTAL_VAR_DIR": str(self.var_dir),
             "DATABASE_URL": self.direct_database_url if direct_db else self.proxied_database_url,
             "CELERY_BROKER_URL": f"redis://127.0.0.1:{self.redis_port}/0",
@@ -191,6 +198,15 @@ class Stack:
         wait_until("gunicorn", lambda: urllib.request.urlopen(f"{self.url}/api/schema/", timeout=5),
                    timeout=60)
 
+    def start_vendors(self) -> None:
+        env = self.env()
+        env.update({"GUNICORN_BIND": f"127.0.0.1:{self.vendor_port}", "PORT": str(self.vendor_port),
+                    "WEB_CONCURRENCY": str(self.vendor_workers), "GUNICORN_THREADS": "1"})
+        self.vendors = self._spawn("vendors", [str(VENV_BIN / "gunicorn"), "-c", "deploy/gunicorn.conf.py",
+                                               "portal.wsgi"], env=env)
+        wait_until("vendor simulators", lambda: urllib.request.urlopen(f"{self.vendor_url}/api/schema/", timeout=5),
+                   timeout=60)
+
     def start_worker(self, index: int) -> None:
         self.workers[index] = self._spawn(f"worker{index}", [
             str(VENV_BIN / "celery"), "-A", "portal", "worker", "--loglevel", "INFO",
@@ -239,6 +255,8 @@ class Stack:
         self._manage("setup_periodic_tasks")
         self._manage("sandbox_seed")
         self.start_web()
+        if self.vendor_workers:
+            self.start_vendors()
         for i in range(self.worker_count):
             self.start_worker(i)
         self.start_beat()
@@ -249,6 +267,7 @@ class Stack:
         for i in range(self.worker_count):
             self._signal(self.workers[i], signal.SIGTERM)
         self._signal(self.web, signal.SIGTERM)
+        self._signal(self.vendors, signal.SIGTERM)
         self.stop_redis()
         self._signal(self.proxy, signal.SIGTERM)
         for log in self._logs:

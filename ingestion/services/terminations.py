@@ -324,7 +324,7 @@ def termination_sandbox_source() -> TerminationSource | None:
     source, _ = TerminationSource.objects.get_or_create(
         name=SANDBOX_SOURCE_NAME,
         defaults={"kind": TerminationSource.Kind.URL,
-                  "url": f"{settings.PORTAL_BASE_URL}/sandbox/myadmin/termination-sheet.csv"},
+                  "url": f"{settings.SANDBOX_BASE_URL}/sandbox/myadmin/termination-sheet.csv"},
     )
     return source
 
