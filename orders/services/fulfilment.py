@@ -87,14 +87,14 @@ def order_provision_collect(*, order: Order, actor=None) -> int:
     if not pending:
         _update_readiness(order=order, actor=actor)
         return 0
-    requests = {
+    requests_by_id = {
         r.pk: r for r in ProvisioningRequest.objects.filter(pk__in=[i.provisioning_request_id for i in pending])
         .prefetch_related("devices")
     }
     attached = 0
     with transaction.atomic():
         for item in pending:
-            request = requests.get(item.provisioning_request_id)
+            request = requests_by_id.get(item.provisioning_request_id)
             if request is None:
                 continue
             devices = list(request.devices.all())
