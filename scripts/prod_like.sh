@@ -21,6 +21,10 @@ export GUNICORN_BIND="${GUNICORN_BIND:-127.0.0.1:$PORT}"
 # reach the web process (the sandbox lives there), so the base URL is fixed here.
 export PORTAL_BASE_URL="${PORTAL_BASE_URL:-http://127.0.0.1:$PORT}"
 export WEB_CONCURRENCY="${WEB_CONCURRENCY:-3}"
+# The sandbox is served by this same pool, and some requests call a vendor over HTTP (the
+# termination reasons, a customer database test): with threads, a request waiting on the
+# sandbox never holds the last free worker. Production's vendors are elsewhere: sync workers.
+export GUNICORN_THREADS="${GUNICORN_THREADS:-4}"
 export CELERY_CONCURRENCY="${CELERY_CONCURRENCY:-2}"
 
 case "$DATABASE_URL" in
