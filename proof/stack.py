@@ -192,20 +192,20 @@ class Stack:
         time.sleep(seconds)
         self.proxy.send_signal(signal.SIGUSR2)
 
+    def _start_gunicorn(self, name: str, url: str, env: dict) -> subprocess.Popen:
+        proc = self._spawn(name, [str(VENV_BIN / "gunicorn"), "-c", "deploy/gunicorn.conf.py", "portal.wsgi"],
+                           env=env)
+        wait_until(name, lambda: urllib.request.urlopen(f"{url}/api/schema/", timeout=5), timeout=60)
+        return proc
+
     def start_web(self) -> None:
-        self.web = self._spawn("web", [str(VENV_BIN / "gunicorn"), "-c", "deploy/gunicorn.conf.py",
-                                       "portal.wsgi"])
-        wait_until("gunicorn", lambda: urllib.request.urlopen(f"{self.url}/api/schema/", timeout=5),
-                   timeout=60)
+        self.web = self._start_gunicorn("web", self.url, self.env())
 
     def start_vendors(self) -> None:
         env = self.env()
         env.update({"GUNICORN_BIND": f"127.0.0.1:{self.vendor_port}", "PORT": str(self.vendor_port),
                     "WEB_CONCURRENCY": str(self.vendor_workers), "GUNICORN_THREADS": "1"})
-        self.vendors = self._spawn("vendors", [str(VENV_BIN / "gunicorn"), "-c", "deploy/gunicorn.conf.py",
-                                               "portal.wsgi"], env=env)
-        wait_until("vendor simulators", lambda: urllib.request.urlopen(f"{self.vendor_url}/api/schema/", timeout=5),
-                   timeout=60)
+        self.vendors = self._start_gunicorn("vendors", self.vendor_url, env)
 
     def start_worker(self, index: int) -> None:
         self.workers[index] = self._spawn(f"worker{index}", [

@@ -5,6 +5,7 @@ from devices.models import Device, DeviceEvent
 from portal.bulk import bulk_insert_rows, where_in
 from portal.middleware import current_request_id
 
+# The columns of a DeviceEvent row, in the order bulk writers (bulk_insert_rows) give them.
 EVENT_FIELDS = ("device_id", "kind", "from_status", "to_status", "message", "data", "actor_id", "request_id",
                 "created_at")
 FIRST_DATA_MESSAGE = "First record delivered to DIG (billing starts)."

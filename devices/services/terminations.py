@@ -21,7 +21,7 @@ from django.utils import timezone
 from django.utils.module_loading import import_string
 
 from devices.models import Device, DeviceEvent, Termination
-from devices.services.device import device_record_event, device_transition
+from devices.services.device import EVENT_FIELDS, device_record_event, device_transition
 from portal.audit import Action as AuditAction
 from portal.audit import audit_bulk
 from portal.bulk import bulk_insert_rows, where_in
@@ -247,7 +247,7 @@ def _devices_mark_terminated(to_terminate: dict, *, source, import_run_id, actor
     actor_id = actor.pk if getattr(actor, "pk", None) else None
     bulk_insert_rows(
         DeviceEvent,
-        ("device_id", "kind", "from_status", "to_status", "message", "data", "actor_id", "request_id", "created_at"),
+        EVENT_FIELDS,
         [
             (device_pk, "status", from_status, Device.Status.TERMINATED.value, _event_message(message, item)[:500],
              {"termination_source": str(source), "import_run_id": import_run_id, "row": item.number,
