@@ -24,7 +24,7 @@ from devices.models import Device, DeviceEvent, Termination
 from devices.services.device import EVENT_FIELDS, device_record_event, device_transition
 from portal.audit import Action as AuditAction
 from portal.audit import audit_bulk
-from portal.bulk import bulk_insert_rows, where_in
+from portal.bulk import bulk_insert_rows, pg_array, where_in
 from portal.middleware import current_request_id
 
 logger = logging.getLogger(__name__)
@@ -225,15 +225,21 @@ def _devices_mark_terminated(to_terminate: dict, *, source, import_run_id, actor
     (Device.TRANSITIONS), so one UPDATE per termination date plus one history INSERT."""
     if connection.vendor == "postgresql":
         # One statement for the batch, each device with its own termination time (unnest join).
-        pks = list(to_terminate)
-        moments = [_as_datetime(to_terminate[pk][1].terminated_on) for pk in pks]
+        # Devices in id order, as the batch's locking read took them.
+        pks = sorted(to_terminate)
+        moments: dict[date | None, str] = {}  # a sheet names few distinct days
+        for pk in pks:
+            day = to_terminate[pk][1].terminated_on
+            if day not in moments:
+                moments[day] = _as_datetime(day).isoformat()
         table = connection.ops.quote_name(Device._meta.db_table)
         with connection.cursor() as cursor:
             cursor.execute(
                 f"UPDATE {table} AS d SET status = %s, terminated_at = v.moment, updated_at = %s "
                 "FROM unnest(%s::bigint[], %s::timestamptz[]) AS v(id, moment) "
                 "WHERE d.id = v.id AND d.status <> %s",
-                [Device.Status.TERMINATED.value, now, pks, moments, Device.Status.TERMINATED.value],
+                [Device.Status.TERMINATED.value, now, pg_array(pks),
+                 pg_array(moments[to_terminate[pk][1].terminated_on] for pk in pks), Device.Status.TERMINATED.value],
             )
     else:
         by_day: dict[date | None, list[int]] = {}
