@@ -12,7 +12,10 @@ from __future__ import annotations
 
 import codecs
 import csv
+import functools
+import queue
 import re
+import threading
 import zipfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -57,6 +60,7 @@ _HEADER_INDEX = {syn: canonical for canonical, syns in COLUMN_SYNONYMS.items() f
 _SERIAL_RE = re.compile(r"^[A-Z0-9]{4,32}$")
 _IMEI_RE = re.compile(r"^\d{14,16}$")
 _SERIAL_STRIP = re.compile(r"[\s\-_.]")
+_WHITESPACE = re.compile(r"\s")
 
 
 @dataclass(slots=True)
@@ -123,6 +127,13 @@ def parse_date(value) -> date | None:
     text = str(value).strip()
     if not text:
         return None
+    return _parse_date_text(text)
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse_date_text(text: str) -> date:
+    """A daily sheet repeats a handful of dates over thousands of rows: each text is parsed
+    once (a miss costs up to twenty strptime attempts)."""
     match = _SLASH_DATE.match(text)
     if match:
         a, b, year = int(match.group(1)), int(match.group(2)), int(match.group(3))
@@ -289,6 +300,63 @@ def sheet_read_rows(path: str | Path, *, filename: str = "", max_rows: int | Non
         yield _row_from_cells(line, raw, get)
 
 
+def sheet_read_batches(path: str | Path, *, batch_size: int, filename: str = "", max_rows: int | None = None,
+                       ahead: int = 2) -> Iterator[list[SheetRow]]:
+    """``sheet_read_rows`` in lists of ``batch_size``, read by a thread up to ``ahead`` batches
+    in advance, so parsing the next batch (Python) overlaps applying this one (the database,
+    which releases the GIL while it works). Memory stays bounded: at most ``ahead`` + 2 batches
+    exist at once. A SheetError (or any error) of the reader is raised here, after the batches
+    read before it."""
+    handoff: queue.Queue = queue.Queue(maxsize=ahead)
+    stop = threading.Event()
+
+    def hand_over(item) -> bool:
+        while not stop.is_set():
+            try:
+                handoff.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False  # the consumer has gone: stop reading
+
+    def read() -> None:
+        rows = sheet_read_rows(path, filename=filename, max_rows=max_rows)
+        try:
+            batch = []
+            for row in rows:
+                batch.append(row)
+                if len(batch) >= batch_size:
+                    if not hand_over(batch):
+                        return
+                    batch = []
+            if batch and not hand_over(batch):
+                return
+            hand_over(_END_OF_SHEET)
+        except BaseException as exc:  # noqa: BLE001 — handed to the consumer, raised there
+            hand_over(_ReadFailure(exc))
+        finally:
+            rows.close()
+
+    reader = threading.Thread(target=read, name="sheet-read-ahead", daemon=True)
+    reader.start()
+    try:
+        while (item := handoff.get()) is not _END_OF_SHEET:
+            if isinstance(item, _ReadFailure):
+                raise item.error
+            yield item
+    finally:
+        stop.set()
+        reader.join(timeout=10)
+
+
+_END_OF_SHEET = object()
+
+
+@dataclass(slots=True)
+class _ReadFailure:
+    error: BaseException
+
+
 def _cell(raw, index):
     if index is None or index >= len(raw):
         return None
@@ -303,7 +371,7 @@ def _row_from_cells(line: int, raw, get: dict) -> SheetRow:
     row.account = _cell_text(_cell(raw, get["account"]))[:64]
     row.comments = _cell_text(_cell(raw, get["comments"]))[:500]
     imei = _cell_text(_cell(raw, get["imei"]))
-    row.imei = re.sub(r"\s", "", imei)[:32]
+    row.imei = _WHITESPACE.sub("", imei)[:32]
     errors = []
     if not row.serial:
         errors.append("serial number is empty")

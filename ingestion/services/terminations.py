@@ -30,7 +30,7 @@ from django.utils import timezone
 
 from devices.services.terminations import termination_apply_bulk, termination_match_unmatched
 from ingestion.models import TerminationImportRow, TerminationImportRun, TerminationSource
-from ingestion.services.sheets import SheetError, sheet_read_rows
+from ingestion.services.sheets import SheetError, sheet_read_batches
 from ingestion.services.termination_jobs import termination_job_batch, termination_job_sheet_opened
 from portal.bulk import bulk_insert_rows
 
@@ -255,16 +255,9 @@ def _finish(run, *, status, error="", release=False) -> TerminationImportRun:
 
 def _apply_sheet(run: TerminationImportRun, path: str, *, dry_run: bool, actor, job_id: int | None = None) -> None:
     termination_job_sheet_opened(job_id=job_id, path=path, filename=run.filename)
-    rows = sheet_read_rows(path, filename=run.filename, max_rows=MAX_ROWS)
-    batch = []
-    for row in rows:
-        batch.append(row)
-        if len(batch) >= BATCH_SIZE:
-            _apply_batch(run, batch, dry_run=dry_run, actor=actor)
-            termination_job_batch(job_id=job_id, run=run, batch=batch)
-            batch = []
-    _apply_batch(run, batch, dry_run=dry_run, actor=actor)
-    termination_job_batch(job_id=job_id, run=run, batch=batch)
+    for batch in sheet_read_batches(path, batch_size=BATCH_SIZE, filename=run.filename, max_rows=MAX_ROWS):
+        _apply_batch(run, batch, dry_run=dry_run, actor=actor)
+        termination_job_batch(job_id=job_id, run=run, batch=batch)
 
 
 REPORT_ROW_FIELDS = ("run_id", "row_number", "serial", "terminated_on", "outcome", "message", "device_id")

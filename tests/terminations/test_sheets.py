@@ -1,12 +1,13 @@
 """The sheet reader: formats, encodings, delimiters, header synonyms, dates, and bad files."""
 
+import threading
 from datetime import date, datetime
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ingestion.services.sheets import SheetError, normalise_serial, parse_date, sheet_read_rows
+from ingestion.services.sheets import SheetError, normalise_serial, parse_date, sheet_read_batches, sheet_read_rows
 from tests.terminations.conftest import csv_bytes, xlsx_bytes
 
 
@@ -146,3 +147,48 @@ def test_reader_never_crashes_on_arbitrary_input(tmp_path, data):
             assert row.error or row.serial
     except SheetError:
         pass
+
+
+def batches_of(path, **kwargs):
+    return [[row.serial for row in batch] for batch in sheet_read_batches(path, **kwargs)]
+
+
+def reader_threads():
+    return [t for t in threading.enumerate() if t.name == "sheet-read-ahead" and t.is_alive()]
+
+
+def test_batches_are_read_ahead_in_order(tmp_path):
+    path = tmp_path / "sheet.csv"
+    serials = [f"CX{n:010d}" for n in range(1, 13)]
+    path.write_bytes(csv_bytes([[s] for s in serials], header=["Serial"]))
+    assert batches_of(path, batch_size=5) == [serials[:5], serials[5:10], serials[10:]]
+    assert batches_of(path, batch_size=12) == [serials]
+    assert not reader_threads()
+
+
+def test_a_read_error_comes_after_the_batches_read_before_it(tmp_path):
+    path = tmp_path / "sheet.csv"
+    path.write_bytes(csv_bytes([[f"CX{n:010d}"] for n in range(1, 9)], header=["Serial"]))
+    seen = []
+    with pytest.raises(SheetError, match="more than 7 rows"):
+        for batch in sheet_read_batches(path, batch_size=3, max_rows=7):
+            seen.append(len(batch))
+    assert seen == [3, 3]
+    with pytest.raises(SheetError, match="No serial number column"):
+        list(sheet_read_batches(_write(tmp_path, b"Device,Date\nCX0000000001,2026-11-20\n"), batch_size=3))
+    assert not reader_threads()
+
+
+def test_a_consumer_that_stops_early_stops_the_reader(tmp_path):
+    path = tmp_path / "big.csv"
+    path.write_bytes(csv_bytes([[f"CX{n:010d}"] for n in range(1, 20_001)], header=["Serial"]))
+    batches = sheet_read_batches(path, batch_size=100, ahead=2)
+    assert len(next(batches)) == 100
+    batches.close()  # what an error in the consumer's loop does
+    assert not reader_threads()
+
+
+def _write(tmp_path, data: bytes):
+    path = tmp_path / "other.csv"
+    path.write_bytes(data)
+    return path
