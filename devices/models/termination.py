@@ -68,7 +68,10 @@ class Termination(models.Model):
         ]
         indexes = [
             models.Index(fields=["terminated_on", "-id"], name="termination_date_id"),
-            models.Index(fields=["status", "-id"], name="termination_status_id"),
+            # Applied is what nearly every row is and ends as: the status filter and the services
+            # look for the others (pending, unknown outcome, unmatched, failed, cancelled), and
+            # indexing only those spares each applied row an index entry.
+            models.Index(fields=["status", "-id"], name="termination_open_status_id", condition=~Q(status="applied")),
             models.Index(fields=["account", "-id"], name="termination_account_id"),
             # Exact lookups only: no LIKE-pattern twin (db_index=True would add one on PostgreSQL).
             models.Index(fields=["serial"], name="termination_serial"),

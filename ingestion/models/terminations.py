@@ -93,8 +93,12 @@ class TerminationImportRow(models.Model):
         DUPLICATE = "duplicate", "Duplicate row"
         INVALID = "invalid", "Invalid row"
 
-    # Indexed by "termination_row_order" (run first), which also serves the foreign key.
-    run = models.ForeignKey(TerminationImportRun, on_delete=models.CASCADE, related_name="rows", db_index=False)
+    # Indexed by "termination_row_order" (run first), which also serves the foreign key. No
+    # database constraint: the rows are written only by their run's import, in bulk, and a
+    # per-row constraint check on the same run row cost 0.3 s of a 100,000-row import. Deleting
+    # a run still deletes its rows (the ORM's cascade); device_id is a plain column likewise.
+    run = models.ForeignKey(TerminationImportRun, on_delete=models.CASCADE, related_name="rows", db_index=False,
+                            db_constraint=False)
     row_number = models.PositiveIntegerField()
     serial = models.CharField(max_length=64, blank=True)
     terminated_on = models.DateField(null=True, blank=True)

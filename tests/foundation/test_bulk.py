@@ -84,3 +84,18 @@ def test_bulk_insert_rows_refuses_what_a_save_refuses():
         bulk_insert_rows(DeviceEvent, EVENT_FIELDS, [(device.pk, "status", "", "", "", {"when": datetime.now(UTC)},
                                                       None, "", datetime.now(UTC))])
 
+
+def test_history_and_report_rows_still_go_with_what_they_belong_to():
+    """DeviceEvent.device and TerminationImportRow.run carry no database constraint (bulk logs);
+    deleting the device or the run still deletes them, through the ORM."""
+    from ingestion.models import TerminationImportRow, TerminationImportRun, TerminationSource
+
+    device = make_device(3)
+    DeviceEvent.objects.create(device=device, kind="note")
+    device.delete()
+    assert not DeviceEvent.objects.exists()
+
+    run = TerminationImportRun.objects.create(source=TerminationSource.objects.create(name="s", kind="upload"))
+    TerminationImportRow.objects.create(run=run, row_number=2, serial="CX1", outcome="applied")
+    run.delete()
+    assert not TerminationImportRow.objects.exists()
