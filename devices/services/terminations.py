@@ -251,25 +251,33 @@ def _devices_mark_terminated(to_terminate: dict, *, source, import_run_id, actor
             )
     request_id = current_request_id()[:64]
     actor_id = actor.pk if getattr(actor, "pk", None) else None
-    bulk_insert_rows(
-        DeviceEvent,
-        EVENT_FIELDS,
-        [
-            (device_pk, "status", from_status, Device.Status.TERMINATED.value, _event_message(message, item)[:500],
-             {"termination_source": str(source), "import_run_id": import_run_id, "row": item.number,
-              "terminated_on": item.terminated_on.isoformat() if item.terminated_on else None},
-             actor_id, request_id, now)
-            for device_pk, (from_status, item, message) in to_terminate.items()
-        ],
-    )
+    source, terminated = str(source), Device.Status.TERMINATED.value
+    # A sheet repeats a few messages, days and reasons over thousands of rows: each combination
+    # is worded once.
+    messages: dict[tuple, str] = {}
+    days: dict[date | None, str | None] = {}
+    rows = []
+    for device_pk, (from_status, item, message) in to_terminate.items():
+        day = item.terminated_on
+        key = (message, day, item.reason)
+        text = messages.get(key)
+        if text is None:
+            text = messages[key] = _event_message(message, day, item.reason)[:500]
+        if day not in days:
+            days[day] = day.isoformat() if day else None
+        rows.append((device_pk, "status", from_status, terminated, text,
+                     {"termination_source": source, "import_run_id": import_run_id, "row": item.number,
+                      "terminated_on": days[day]},
+                     actor_id, request_id, now))
+    bulk_insert_rows(DeviceEvent, EVENT_FIELDS, rows)
 
 
-def _event_message(message: str, item) -> str:
+def _event_message(message: str, day: date | None, reason: str) -> str:
     parts = [message[:1].upper() + message[1:]]
-    if item.terminated_on:
-        parts.append(f"on {item.terminated_on.isoformat()}")
-    if item.reason:
-        parts.append(f"reason: {item.reason}")
+    if day:
+        parts.append(f"on {day.isoformat()}")
+    if reason:
+        parts.append(f"reason: {reason}")
     return " ".join(parts[:2]) + (f" ({parts[2]})" if len(parts) > 2 else "")
 
 
