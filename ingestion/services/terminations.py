@@ -13,18 +13,20 @@ Exactly-once by construction, not by luck:
 
 from __future__ import annotations
 
+import contextvars
 import hashlib
 import logging
 import os
 import shutil
 import tempfile
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from datetime import date
 from pathlib import Path
 from typing import IO
 
 import requests
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -37,6 +39,9 @@ from portal.bulk import bulk_insert_rows
 logger = logging.getLogger(__name__)
 
 BATCH_SIZE = int(getattr(settings, "TERMINATION_IMPORT_BATCH_SIZE", 5000))
+# Batches applied at once, each on its own database connection: the import waits on PostgreSQL
+# for most of its time, and PostgreSQL uses one core per connection.
+APPLIERS = int(getattr(settings, "TERMINATION_IMPORT_APPLIERS", 2))
 MAX_BYTES = int(getattr(settings, "TERMINATION_SHEET_MAX_BYTES", 256 * 1024 * 1024))
 MAX_ROWS = int(getattr(settings, "TERMINATION_SHEET_MAX_ROWS", 2_000_000))
 # A run still "running" after this long died with its worker: its claim is released.
@@ -255,9 +260,57 @@ def _finish(run, *, status, error="", release=False) -> TerminationImportRun:
 
 def _apply_sheet(run: TerminationImportRun, path: str, *, dry_run: bool, actor, job_id: int | None = None) -> None:
     termination_job_sheet_opened(job_id=job_id, path=path, filename=run.filename)
-    for batch in sheet_read_batches(path, batch_size=BATCH_SIZE, filename=run.filename, max_rows=MAX_ROWS):
-        _apply_batch(run, batch, dry_run=dry_run, actor=actor)
-        termination_job_batch(job_id=job_id, run=run, batch=batch)
+    batches = sheet_read_batches(path, batch_size=BATCH_SIZE, filename=run.filename, max_rows=MAX_ROWS)
+    # Inside a caller's transaction (a test, a shell session) other connections would not see
+    # what the caller has not committed, and SQLite takes one writer at a time: the batches then
+    # apply on the caller's connection, in turn.
+    if APPLIERS < 2 or connection.in_atomic_block or connection.vendor != "postgresql":
+        for batch in batches:
+            _apply_batch(run, batch, dry_run=dry_run, actor=actor)
+            termination_job_batch(job_id=job_id, run=run, batch=batch)
+        return
+    _apply_batches_concurrently(run, batches, dry_run=dry_run, actor=actor, job_id=job_id)
+
+
+def _apply_batches_concurrently(run: TerminationImportRun, batches, *, dry_run: bool, actor, job_id) -> None:
+    """Apply up to APPLIERS batches at once, each in its own transaction on its own connection.
+    A batch waits for every batch in flight that names one of its serials, so the outcome of a
+    serial listed twice ("duplicate") and the one-live-termination-per-serial constraint see the
+    earlier row committed, exactly as one after another. Devices, terminations, history and
+    report rows of different serials are different rows; the run's counters are increments."""
+
+    def apply(batch: list) -> list:
+        try:
+            _apply_batch(run, batch, dry_run=dry_run, actor=actor)
+            return batch
+        finally:
+            connection.close()  # this worker thread's own connection
+
+    in_flight: dict[Future, set[str]] = {}
+
+    def settle(futures) -> None:
+        for future in futures:
+            del in_flight[future]
+            termination_job_batch(job_id=job_id, run=run, batch=future.result())
+
+    with ThreadPoolExecutor(max_workers=APPLIERS, thread_name_prefix="termination-apply") as pool:
+        try:
+            for batch in batches:
+                serials = {row.serial for row in batch if not row.error}
+                while in_flight and (len(in_flight) >= APPLIERS
+                                     or any(not serials.isdisjoint(other) for other in in_flight.values())):
+                    done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+                    settle(done)
+                # The caller's context (its request id, for the history rows) goes with the batch.
+                in_flight[pool.submit(contextvars.copy_context().run, apply, batch)] = serials
+            settle(list(in_flight))
+        finally:
+            # An error (a batch's, the reader's) stops new batches; those in flight finish,
+            # committed or rolled back whole, and count in the job before the error is raised.
+            wait(in_flight)
+            for future in list(in_flight):
+                if future.exception() is None:
+                    settle([future])
 
 
 REPORT_ROW_FIELDS = ("run_id", "row_number", "serial", "terminated_on", "outcome", "message", "device_id")
