@@ -20,6 +20,7 @@ import os
 import shutil
 import tempfile
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from contextlib import closing
 from datetime import date
 from pathlib import Path
 from typing import IO
@@ -260,16 +261,18 @@ def _finish(run, *, status, error="", release=False) -> TerminationImportRun:
 
 def _apply_sheet(run: TerminationImportRun, path: str, *, dry_run: bool, actor, job_id: int | None = None) -> None:
     termination_job_sheet_opened(job_id=job_id, path=path, filename=run.filename)
-    batches = sheet_read_batches(path, batch_size=BATCH_SIZE, filename=run.filename, max_rows=MAX_ROWS)
-    # Inside a caller's transaction (a test, a shell session) other connections would not see
-    # what the caller has not committed, and SQLite takes one writer at a time: the batches then
-    # apply on the caller's connection, in turn.
-    if APPLIERS < 2 or connection.in_atomic_block or connection.vendor != "postgresql":
-        for batch in batches:
-            _apply_batch(run, batch, dry_run=dry_run, actor=actor)
-            termination_job_batch(job_id=job_id, run=run, batch=batch)
-        return
-    _apply_batches_concurrently(run, batches, dry_run=dry_run, actor=actor, job_id=job_id)
+    # closing(): an error while applying stops the reading thread at once.
+    with closing(sheet_read_batches(path, batch_size=BATCH_SIZE, filename=run.filename,
+                                    max_rows=MAX_ROWS)) as batches:
+        # Inside a caller's transaction (a test, a shell session) other connections would not
+        # see what the caller has not committed, and SQLite takes one writer at a time: the
+        # batches then apply on the caller's connection, in turn.
+        if APPLIERS < 2 or connection.in_atomic_block or connection.vendor != "postgresql":
+            for batch in batches:
+                _apply_batch(run, batch, dry_run=dry_run, actor=actor)
+                termination_job_batch(job_id=job_id, run=run, batch=batch)
+        else:
+            _apply_batches_concurrently(run, batches, dry_run=dry_run, actor=actor, job_id=job_id)
 
 
 def _apply_batches_concurrently(run: TerminationImportRun, batches, *, dry_run: bool, actor, job_id) -> None:

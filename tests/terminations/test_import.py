@@ -1,5 +1,6 @@
 """Importing the daily sheet: applied exactly once, per-row report, bad input, sources."""
 
+import threading
 from datetime import date
 
 import pytest
@@ -191,6 +192,21 @@ def test_failed_run_releases_the_sheet_so_the_next_run_applies_it(make_devices, 
     retry = termination_sheet_import(file=data, filename="crash.csv")
     assert retry.status == Status.SUCCEEDED and (retry.applied_count, retry.already_count) == (2, 2)
     assert Device.objects.filter(status=Device.Status.TERMINATED).count() == 4
+
+
+def test_an_error_while_applying_stops_the_reading_thread(make_devices, monkeypatch):
+    make_devices(2)
+    monkeypatch.setattr("ingestion.services.terminations.BATCH_SIZE", 2)
+    from devices.services import terminations as service
+
+    def crash(**kwargs):
+        raise RuntimeError("worker lost its database")
+
+    monkeypatch.setattr(service, "termination_effects_apply", crash)
+    with pytest.raises(RuntimeError):  # the first batch fails; 99 more were still to be read
+        termination_sheet_import(file=csv_bytes(sheet_rows([serial_for(i) for i in range(1, 201)])),
+                                 filename="crash.csv")
+    assert not [t for t in threading.enumerate() if t.name == "sheet-read-ahead"]
 
 
 def test_query_count_does_not_grow_with_rows_per_batch(make_devices, monkeypatch):
