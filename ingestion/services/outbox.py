@@ -36,7 +36,6 @@ from integrations.base import (
     vendor_call_context,
 )
 from integrations.dig import BadRecordsError, DigClient, PayloadTooLargeError
-from portal.bulk import pg_array
 
 logger = logging.getLogger(__name__)
 
@@ -173,9 +172,9 @@ def _mark_records_sent_postgres(ids: Sequence[int], now: datetime) -> dict[int, 
     with connection.cursor() as cursor:
         cursor.execute(
             f"WITH sent AS (UPDATE {DeviceRecord._meta.db_table} SET status = %s, sent_at = %s "
-            f"WHERE id = ANY(%s::bigint[]) AND status NOT IN (%s, %s) RETURNING device_id, recorded_at, received_at) "
+            f"WHERE id = ANY(%s) AND status NOT IN (%s, %s) RETURNING device_id, recorded_at, received_at) "
             f"SELECT device_id, count(*), max(recorded_at), min(received_at) FROM sent GROUP BY device_id",
-            [DeviceRecord.Status.SENT, now, pg_array(ids), DeviceRecord.Status.SENT, DeviceRecord.Status.REJECTED],
+            [DeviceRecord.Status.SENT, now, list(ids), DeviceRecord.Status.SENT, DeviceRecord.Status.REJECTED],
         )
         return {row[0]: row[1:] for row in cursor.fetchall()}
 
@@ -188,7 +187,7 @@ def _update_feeds_postgres(devices: list[int], per_device: dict, now: datetime) 
     table = DeviceFeed._meta.db_table
     with connection.cursor() as cursor:
         cursor.execute(
-            f"WITH locked AS (SELECT device_id, first_sent_at FROM {table} WHERE device_id = ANY(%s::bigint[]) "
+            f"WITH locked AS (SELECT device_id, first_sent_at FROM {table} WHERE device_id = ANY(%s) "
             f"ORDER BY device_id FOR UPDATE) "
             f"UPDATE {table} f SET records_sent = f.records_sent + v.n, "
             f"first_sent_at = COALESCE(f.first_sent_at, %s), last_sent_at = %s, "
@@ -198,8 +197,8 @@ def _update_feeds_postgres(devices: list[int], per_device: dict, now: datetime) 
             f"AS v(device_id, n, last_record, oldest) "
             f"WHERE f.device_id = v.device_id AND locked.device_id = v.device_id "
             f"RETURNING f.device_id, locked.first_sent_at IS NULL",
-            [pg_array(devices), now, now, now, pg_array(devices), pg_array(per_device[d][0] for d in devices),
-             pg_array(per_device[d][1] for d in devices), pg_array(per_device[d][2] for d in devices)],
+            [devices, now, now, now, devices, [per_device[d][0] for d in devices],
+             [per_device[d][1] for d in devices], [per_device[d][2] for d in devices]],
         )
         return sorted(device_id for device_id, first in cursor.fetchall() if first)
 

@@ -26,7 +26,7 @@ from django.utils import timezone
 
 from devices.models import Device
 from ingestion.models import DeviceFeed, DeviceQueueClock, DeviceRecord, RecordIntakeKey
-from portal.bulk import pg_array, where_in
+from portal.bulk import where_in
 
 logger = logging.getLogger(__name__)
 
@@ -401,7 +401,7 @@ def _assign_fair_keys(rows: list[list], per_device: dict[int, list[int]], *, now
             cursor.execute(
                 f"INSERT INTO {table} (device_id, fair_clock) "
                 f"SELECT d, c FROM unnest(%s::bigint[], %s::bigint[]) AS v(d, c) ORDER BY d {upsert}, xmax = 0",
-                [pg_array(device_ids), pg_array(now_ms + w for w in spans), now_ms],
+                [device_ids, [now_ms + w for w in spans], now_ms],
             )
             new_devices = []
             for device_id, end, created in cursor.fetchall():
@@ -435,7 +435,7 @@ def _feeds_create(device_ids: list[int]) -> None:
             cursor.execute(
                 f"INSERT INTO {DeviceFeed._meta.db_table} (device_id, records_sent, records_rejected) "
                 f"SELECT d, 0, 0 FROM unnest(%s::bigint[]) AS v(d) ORDER BY d ON CONFLICT (device_id) DO NOTHING",
-                [pg_array(device_ids)],
+                [device_ids],
             )
     else:
         DeviceFeed.objects.bulk_create([DeviceFeed(device_id=d) for d in device_ids], ignore_conflicts=True)
