@@ -28,7 +28,10 @@ def device_record_event(
 @transaction.atomic
 def device_transition(*, device: Device, to_status: str, actor=None, message: str = "") -> Device:
     """Move a device along its lifecycle (Device.TRANSITIONS), recording the change."""
-    device = Device.objects.select_for_update().get(pk=device.pk)
+    # FOR NO KEY UPDATE, the lock an UPDATE of non-key columns takes anyway: it keeps other
+    # writers of the device out but not the foreign-key checks of rows pointing at it (records
+    # arriving, history), which take KEY SHARE and would otherwise wait, or deadlock.
+    device = Device.objects.select_for_update(no_key=True).get(pk=device.pk)
     if device.status == to_status:
         return device
     allowed = Device.TRANSITIONS[Device.Status(device.status)]
@@ -63,8 +66,11 @@ def devices_first_data(*, device_ids) -> int:
     request_id = current_request_id()[:64]
     may_activate = {status for status, allowed in Device.TRANSITIONS.items() if Device.Status.ACTIVE in allowed}
     with transaction.atomic():
-        # Locked in id order, as device_transition locks them one at a time.
-        found = list(where_in(Device.objects.select_for_update(), "id", ids).order_by("pk").values_list("pk", "status"))
+        # Locked in id order, as device_transition locks them one at a time, and in the same
+        # mode (see there): an intake committing records of these devices checks its foreign
+        # keys with KEY SHARE locks in its own order, which FOR UPDATE would deadlock with.
+        found = list(where_in(Device.objects.select_for_update(no_key=True), "id", ids).order_by("pk")
+                     .values_list("pk", "status"))
         activated = [(pk, status) for pk, status in found if status in may_activate]
         if activated:
             where_in(Device.objects.all(), "id", [pk for pk, _ in activated]).update(

@@ -111,7 +111,8 @@ def termination_apply_bulk(
     serials = list({item.serial for item in items})
     devices = {
         serial: (pk, status)
-        for pk, serial, status in where_in(Device.objects.select_for_update(), "serial", serials)
+        # NO KEY UPDATE: keeps a manual termination out, not an intake's foreign-key checks.
+        for pk, serial, status in where_in(Device.objects.select_for_update(no_key=True), "serial", serials)
         .order_by("pk").values_list("pk", "serial", "status")
     }
     live = {
