@@ -26,7 +26,7 @@ from django.utils import timezone
 
 from devices.models import Device
 from ingestion.models import DeviceFeed, DeviceQueueClock, DeviceRecord, RecordIntakeKey
-from portal.bulk import where_in
+from portal.bulk import json_text, where_in
 
 logger = logging.getLogger(__name__)
 
@@ -84,17 +84,6 @@ RECORD_SCHEMA: dict[str, dict[str, tuple]] = {
 _BASE_FIELDS = ("Type", "DateTime", "SerialNo")
 _REQUIRED = {rtype: tuple(name for name, spec in schema.items() if spec[1]) for rtype, schema in RECORD_SCHEMA.items()}
 _NUMBER = (float, int)
-_stdlib_encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True).encode
-
-
-def _encode(data: dict) -> str:
-    """A record's JSON as stored and forwarded. orjson is several times faster than the standard
-    library for the 5000 records of a request; the standard library takes what orjson refuses
-    (integers beyond 64 bits, which DIG's schema never needs but a client may send)."""
-    try:
-        return orjson.dumps(data).decode()
-    except TypeError:  # orjson.JSONEncodeError is a TypeError
-        return _stdlib_encode(data)
 _HEX = set("0123456789abcdefABCDEF")
 
 
@@ -333,7 +322,7 @@ def records_intake(*, body: bytes, user=None, idempotency_key: str = "") -> Inta
             result.held += 1
         per_device.setdefault(device[0], []).append(len(rows))
         rows.append([device[0], rec.serial, rec.record_type, rec.recorded_at,
-                     _encode(rec.data),
+                     json_text(rec.data),
                      DeviceRecord.Status.QUEUED if ready else DeviceRecord.Status.HELD,
                      "" if ready else DeviceRecord.HoldReason.NOT_READY, 0,
                      rec.data["DateTime"]])  # the UTC time as text, for COPY (no second isoformat)

@@ -2,6 +2,7 @@
 
 import csv
 import io
+import threading
 from datetime import date
 
 import openpyxl
@@ -32,6 +33,32 @@ def make_devices(db):
         return list(Device.objects.filter(serial__in=[serial_for(i) for i in range(start, start + n)]).order_by("serial"))
 
     return make
+
+
+@pytest.fixture
+def crash_effects(monkeypatch):
+    """crash_effects(on_call=2) makes the termination effects raise on that call (every call
+    without it), as a worker losing its database mid-import; returns what undoes it. Counted
+    under a lock: batches may apply on several threads."""
+    from devices.services import terminations as service
+
+    real = service.termination_effects_apply
+
+    def install(*, on_call: int | None = None):
+        calls, lock = [0], threading.Lock()
+
+        def effects(**kwargs):
+            with lock:
+                calls[0] += 1
+                n = calls[0]
+            if on_call is None or n == on_call:
+                raise RuntimeError("worker lost its database")
+            return real(**kwargs)
+
+        monkeypatch.setattr(service, "termination_effects_apply", effects)
+        return lambda: monkeypatch.setattr(service, "termination_effects_apply", real)
+
+    return install
 
 
 def sheet_rows(serials, *, day=date(2026, 11, 20), reason="Customer request", erp="ERP100"):

@@ -166,43 +166,27 @@ def test_a_day_without_terminations_is_an_empty_successful_run(db):
     assert (run.status, run.total_rows, run.error) == (Status.SUCCEEDED, 0, "The sheet lists no terminations.")
 
 
-def test_failed_run_releases_the_sheet_so_the_next_run_applies_it(make_devices, monkeypatch):
+def test_failed_run_releases_the_sheet_so_the_next_run_applies_it(make_devices, monkeypatch, crash_effects):
     make_devices(4)
     data = csv_bytes(sheet_rows([serial_for(i) for i in range(1, 5)]))
     monkeypatch.setattr("ingestion.services.terminations.BATCH_SIZE", 2)
-    calls = {"n": 0}
-    from devices.services import terminations as service
-
-    real = service.termination_effects_apply
-
-    def crash_on_second_batch(**kwargs):
-        calls["n"] += 1
-        if calls["n"] == 2:
-            raise RuntimeError("worker lost its database")
-        return real(**kwargs)
-
-    monkeypatch.setattr(service, "termination_effects_apply", crash_on_second_batch)
+    undo = crash_effects(on_call=2)
     with pytest.raises(RuntimeError):
         termination_sheet_import(file=data, filename="crash.csv")
     failed = TerminationImportRun.objects.get()
     assert failed.status == Status.FAILED and not failed.claims_sheet and "internal error" in failed.error
     assert Device.objects.filter(status=Device.Status.TERMINATED).count() == 2  # batch 1 committed, batch 2 not
 
-    monkeypatch.setattr(service, "termination_effects_apply", real)
+    undo()
     retry = termination_sheet_import(file=data, filename="crash.csv")
     assert retry.status == Status.SUCCEEDED and (retry.applied_count, retry.already_count) == (2, 2)
     assert Device.objects.filter(status=Device.Status.TERMINATED).count() == 4
 
 
-def test_an_error_while_applying_stops_the_reading_thread(make_devices, monkeypatch):
+def test_an_error_while_applying_stops_the_reading_thread(make_devices, monkeypatch, crash_effects):
     make_devices(2)
     monkeypatch.setattr("ingestion.services.terminations.BATCH_SIZE", 2)
-    from devices.services import terminations as service
-
-    def crash(**kwargs):
-        raise RuntimeError("worker lost its database")
-
-    monkeypatch.setattr(service, "termination_effects_apply", crash)
+    crash_effects()
     with pytest.raises(RuntimeError):  # the first batch fails; 99 more were still to be read
         termination_sheet_import(file=csv_bytes(sheet_rows([serial_for(i) for i in range(1, 201)])),
                                  filename="crash.csv")

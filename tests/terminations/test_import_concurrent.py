@@ -64,24 +64,10 @@ def test_outcomes_are_those_of_batches_applied_in_turn(make_devices, batches_of_
 
 
 def test_a_failing_batch_fails_the_run_and_the_next_run_applies_the_rest(make_devices, batches_of_three,
-                                                                           monkeypatch):
+                                                                           crash_effects):
     make_devices(12)
     data = csv_bytes(sheet_rows([serial_for(i) for i in range(1, 13)]))
-    from devices.services import terminations as service
-
-    real = service.termination_effects_apply
-    calls = {"n": 0}
-    lock = threading.Lock()
-
-    def crash_on_second_batch(**kwargs):
-        with lock:
-            calls["n"] += 1
-            n = calls["n"]
-        if n == 2:
-            raise RuntimeError("worker lost its database")
-        return real(**kwargs)
-
-    monkeypatch.setattr(service, "termination_effects_apply", crash_on_second_batch)
+    undo = crash_effects(on_call=2)
     with pytest.raises(RuntimeError):
         termination_sheet_import(file=data, filename="crash.csv")
     failed = TerminationImportRun.objects.get()
@@ -91,7 +77,7 @@ def test_a_failing_batch_fails_the_run_and_the_next_run_applies_the_rest(make_de
     assert terminated % 3 == 0 and terminated < 12
     assert failed.applied_count == terminated == failed.rows.filter(outcome=Outcome.APPLIED).count()
 
-    monkeypatch.setattr(service, "termination_effects_apply", real)
+    undo()
     retry = termination_sheet_import(file=data, filename="crash.csv")
     assert retry.status == TerminationImportRun.Status.SUCCEEDED
     assert (retry.applied_count, retry.already_count) == (12 - terminated, terminated)
